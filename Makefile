@@ -1,0 +1,56 @@
+# fetchd: io_uring batch URL fetcher. `make` builds build/fetchd and build/fetchctl;
+# `make check` runs every test; `make demo` fetches a sample batch from a local origin.
+CC      ?= cc
+TLS     ?= mbedtls
+VERSION := 0.1.0
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+           -Wpointer-arith -Wno-unused-parameter -D_GNU_SOURCE -DFETCHD_VERSION=\"$(VERSION)\" -I. -MMD -MP
+LDLIBS_D = -luring -linih -lcares -lmbedcrypto
+B       := build
+
+LIB_SRC := $(wildcard ring/*.c conf/*.c) tls/$(TLS).c $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
+
+all: $(B)/fetchd $(B)/fetchctl
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libfetchd.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(B)/fetchd: $(B)/daemon/main.o $(B)/libfetchd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_D)
+
+$(B)/fetchctl: $(B)/tools/fetchctl.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libfetchd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_D)
+
+deps:
+	tools/deps.sh install
+
+deps-check:
+	@tools/deps.sh ensure
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+check: deps-check
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@tests/run-all.sh $(UNIT_BIN)
+
+demo: deps-check
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps deps-check unit check demo clean
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

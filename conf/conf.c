@@ -1,0 +1,572 @@
+/* conf.c - the fetchd configuration loader: one table describes every key (section, name, type, place
+ * in struct conf, bounds, default); defaults, setting, formatting and file loading all walk it. The
+ * file is read with inih through our own line reader, which counts lines, refuses lines inih would
+ * silently split, disables inih's indented-continuation lines and checks section headers. */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include <ini.h>
+
+#define KIB (1ULL << 10)
+#define MIB (1ULL << 20)
+#define GIB (1ULL << 30)
+#define TIB (1ULL << 40)
+
+#define SUN_PATH_BYTES sizeof(((struct sockaddr_un *)0)->sun_path)
+#define VALUE_ECHO_MAX 64 /* longest stretch of a bad value quoted back in a message */
+
+enum conf_type {
+	CONF_T_U32,   /* plain decimal */
+	CONF_T_MS,    /* plain decimal milliseconds */
+	CONF_T_SIZE,  /* decimal bytes with optional K/M/G/T[iB] suffix; stored in 4 or 8 bytes */
+	CONF_T_STR,   /* bounded string; min/max are lengths */
+	CONF_T_LEVEL, /* log level by name */
+};
+
+typedef int (*conf_check_fn)(const char *value, char *bad, size_t badlen);
+
+struct conf_key {
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	size_t off;
+	size_t width;         /* sizeof the field */
+	uint64_t min, max;    /* value bounds, or length bounds for strings */
+	uint64_t def;         /* default for numbers and the log level */
+	const char *def_str;  /* default for strings */
+	conf_check_fn check;  /* extra syntax check for strings, or NULL */
+	const char *expect;   /* what check wants, for the error message */
+};
+
+static int check_no_ctl(const char *value, char *bad, size_t badlen);
+static int check_dns_servers(const char *value, char *bad, size_t badlen);
+
+#define FIELD(f) offsetof(struct conf, f), sizeof(((struct conf *)0)->f)
+#define NUM(sec, name, type, f, lo, hi, def) { sec, name, type, FIELD(f), lo, hi, def, NULL, NULL, NULL }
+#define STR(sec, name, f, lo, hi, def, check, expect) \
+	{ sec, name, CONF_T_STR, FIELD(f), lo, hi, 0, def, check, expect }
+
+static const struct conf_key conf_keys[] = {
+	{ "daemon", "log_level", CONF_T_LEVEL, FIELD(log_level), CONF_LOG_ERROR, CONF_LOG_DEBUG,
+	  CONF_LOG_INFO, NULL, NULL, NULL },
+
+	STR("control", "socket", socket_path, 1, SUN_PATH_BYTES - 1, "/run/fetchd.sock", NULL, NULL),
+	NUM("control", "max_clients", CONF_T_U32, max_clients, 1, 4096, 64),
+	NUM("control", "client_window", CONF_T_U32, client_window, 0, 1000000, 0),
+	NUM("control", "client_buffer_bytes", CONF_T_SIZE, client_buffer_bytes, 64 * KIB, GIB, 4 * MIB),
+	NUM("control", "max_url_bytes", CONF_T_SIZE, max_url_bytes, 256, 65536, 8192),
+
+	NUM("fetch", "max_inflight", CONF_T_U32, max_inflight, 1, 100000, 1024),
+	NUM("fetch", "per_host_connections", CONF_T_U32, per_host_connections, 1, 10000, 8),
+	NUM("fetch", "connect_timeout_ms", CONF_T_MS, connect_timeout_ms, 1, 3600000, 10000),
+	NUM("fetch", "header_timeout_ms", CONF_T_MS, header_timeout_ms, 1, 3600000, 30000),
+	NUM("fetch", "idle_timeout_ms", CONF_T_MS, idle_timeout_ms, 1, 3600000, 30000),
+	NUM("fetch", "timeout_ms", CONF_T_MS, timeout_ms, 1, 86400000, 120000),
+	NUM("fetch", "keepalive_idle_ms", CONF_T_MS, keepalive_idle_ms, 0, 3600000, 30000),
+	NUM("fetch", "max_header_bytes", CONF_T_SIZE, max_header_bytes, KIB, 16 * MIB, 64 * KIB),
+	NUM("fetch", "max_body_bytes", CONF_T_SIZE, max_body_bytes, 0, TIB, GIB),
+	STR("fetch", "user_agent", user_agent, 1, CONF_UA_MAX - 1, "fetchd/" FETCHD_VERSION, check_no_ctl,
+	    "no control characters"),
+
+	STR("dns", "servers", dns_servers, 0, CONF_SERVERS_MAX - 1, "", check_dns_servers,
+	    "comma-separated a.b.c.d[:port] or [ipv6][:port]"),
+	NUM("dns", "timeout_ms", CONF_T_MS, dns_timeout_ms, 10, 60000, 5000),
+	NUM("dns", "tries", CONF_T_U32, dns_tries, 1, 10, 3),
+};
+
+#define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
+
+static const char *const conf_level_names[] = {
+	[CONF_LOG_ERROR] = "error", [CONF_LOG_WARN] = "warn", [CONF_LOG_INFO] = "info",
+	[CONF_LOG_DEBUG] = "debug",
+};
+
+static const struct {
+	char letter;
+	unsigned shift;
+} conf_suffixes[] = { { 'k', 10 }, { 'm', 20 }, { 'g', 30 }, { 't', 40 } };
+
+__attribute__((format(printf, 3, 4))) static int conf_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* ---- the table ---- */
+
+static bool conf_section_known(const char *section)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++)
+		if (strcmp(conf_keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+static const struct conf_key *conf_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++)
+		if (strcmp(conf_keys[i].section, section) == 0 && strcmp(conf_keys[i].name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+const char *conf_key(size_t i, const char **section)
+{
+	if (i >= CONF_NKEYS)
+		return NULL;
+	if (section)
+		*section = conf_keys[i].section;
+	return conf_keys[i].name;
+}
+
+/* ---- storing and fetching one field ---- */
+
+static void conf_store_uint(struct conf *c, const struct conf_key *k, uint64_t v)
+{
+	char *p = (char *)c + k->off;
+
+	if (k->type == CONF_T_LEVEL) {
+		enum conf_log_level l = (enum conf_log_level)v;
+		memcpy(p, &l, sizeof l);
+	} else if (k->width == sizeof(uint32_t)) {
+		uint32_t v32 = (uint32_t)v;
+		memcpy(p, &v32, sizeof v32);
+	} else {
+		memcpy(p, &v, sizeof v);
+	}
+}
+
+static uint64_t conf_fetch_uint(const struct conf *c, const struct conf_key *k)
+{
+	const char *p = (const char *)c + k->off;
+
+	if (k->type == CONF_T_LEVEL) {
+		enum conf_log_level l;
+		memcpy(&l, p, sizeof l);
+		return (uint64_t)l;
+	}
+	if (k->width == sizeof(uint32_t)) {
+		uint32_t v32;
+		memcpy(&v32, p, sizeof v32);
+		return v32;
+	}
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static void conf_store_str(struct conf *c, const struct conf_key *k, const char *s)
+{
+	char *p = (char *)c + k->off;
+
+	memset(p, 0, k->width); /* whole buffer, so equal settings compare equal byte for byte */
+	memcpy(p, s, strlen(s));
+}
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		if (conf_keys[i].type == CONF_T_STR)
+			conf_store_str(c, &conf_keys[i], conf_keys[i].def_str);
+		else
+			conf_store_uint(c, &conf_keys[i], conf_keys[i].def);
+	}
+}
+
+uint32_t conf_client_window(const struct conf *c)
+{
+	uint64_t twice = 2 * (uint64_t)c->max_inflight;
+
+	if (c->client_window)
+		return c->client_window;
+	return twice < 4096 ? 4096 : twice > UINT32_MAX ? UINT32_MAX : (uint32_t)twice;
+}
+
+/* ---- parsing values ---- */
+
+/* Leading decimal digits of s into *v; *end after them. Returns -1 when there are none, -2 when they
+ * do not fit in 64 bits. */
+static int conf_parse_digits(const char *s, uint64_t *v, const char **end)
+{
+	uint64_t n = 0;
+	bool over = false;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			over = true;
+		else
+			n = n * 10 + d;
+	}
+	*v = n;
+	*end = p;
+	return p == s ? -1 : over ? -2 : 0;
+}
+
+/* A K/M/G/T suffix with optional "iB", any case: its shift, or -1 when s is not one. */
+static int conf_suffix_shift(const char *s)
+{
+	for (size_t i = 0; i < sizeof conf_suffixes / sizeof conf_suffixes[0]; i++) {
+		if (*s != conf_suffixes[i].letter && *s != conf_suffixes[i].letter - 'a' + 'A')
+			continue;
+		if (s[1] == '\0' || strcasecmp(s + 1, "ib") == 0)
+			return (int)conf_suffixes[i].shift;
+		return -1;
+	}
+	return -1;
+}
+
+/* Returns 0 with *v set, -1 for a malformed number, -2 for one too large for 64 bits. */
+static int conf_parse_number(const struct conf_key *k, const char *value, uint64_t *v)
+{
+	const char *end;
+	int r = conf_parse_digits(value, v, &end);
+	int shift = 0;
+
+	if (r == -1)
+		return -1;
+	if (*end != '\0') {
+		if (k->type != CONF_T_SIZE || (shift = conf_suffix_shift(end)) < 0)
+			return -1;
+	}
+	if (r == -2 || *v > (UINT64_MAX >> shift))
+		return -2;
+	*v <<= shift;
+	return 0;
+}
+
+static int conf_set_number(struct conf *c, const struct conf_key *k, const char *value, char *err,
+			   size_t errlen)
+{
+	uint64_t v;
+	int r = conf_parse_number(k, value, &v);
+
+	if (r == -1)
+		return conf_err(err, errlen, "invalid value '%.*s' for %s in [%s] (expected %s)",
+				VALUE_ECHO_MAX, value, k->name, k->section,
+				k->type == CONF_T_SIZE ? "decimal bytes, optionally with a K, M, G or T suffix"
+				: k->type == CONF_T_MS ? "decimal milliseconds"
+							: "a decimal number");
+	if (r == -2 || v < k->min || v > k->max)
+		return conf_err(err, errlen, "value %.*s out of range [%" PRIu64 ", %" PRIu64 "] for %s in [%s]",
+				VALUE_ECHO_MAX, value, k->min, k->max, k->name, k->section);
+	conf_store_uint(c, k, v);
+	return 0;
+}
+
+static int conf_set_level(struct conf *c, const struct conf_key *k, const char *value, char *err,
+			  size_t errlen)
+{
+	for (size_t i = 0; i < sizeof conf_level_names / sizeof conf_level_names[0]; i++) {
+		if (strcasecmp(value, conf_level_names[i]) == 0) {
+			conf_store_uint(c, k, i);
+			return 0;
+		}
+	}
+	return conf_err(err, errlen, "invalid %s '%.*s' in [%s] (expected error, warn, info or debug)",
+			k->name, VALUE_ECHO_MAX, value, k->section);
+}
+
+static int conf_set_str(struct conf *c, const struct conf_key *k, const char *value, char *err,
+			size_t errlen)
+{
+	size_t len = strlen(value);
+	char bad[VALUE_ECHO_MAX + 1];
+
+	if (len < k->min)
+		return conf_err(err, errlen, "empty value for %s in [%s]", k->name, k->section);
+	if (len > k->max)
+		return conf_err(err, errlen, "value for %s in [%s] too long (%zu bytes, at most %" PRIu64 ")",
+				k->name, k->section, len, k->max);
+	if (k->check && k->check(value, bad, sizeof bad) < 0)
+		return conf_err(err, errlen, "invalid %s '%s' in [%s] (expected %s)", k->name, bad,
+				k->section, k->expect);
+	conf_store_str(c, k, value);
+	return 0;
+}
+
+int conf_set(struct conf *c, const char *section, const char *key, const char *value, char *err,
+	     size_t errlen)
+{
+	const struct conf_key *k;
+
+	if (section[0] == '\0')
+		return conf_err(err, errlen, "key '%s' outside any section", key);
+	if (!conf_section_known(section))
+		return conf_err(err, errlen, "unknown section [%s]", section);
+	k = conf_find(section, key);
+	if (!k)
+		return conf_err(err, errlen, "unknown key '%s' in [%s]", key, section);
+	switch (k->type) {
+	case CONF_T_STR:
+		return conf_set_str(c, k, value, err, errlen);
+	case CONF_T_LEVEL:
+		return conf_set_level(c, k, value, err, errlen);
+	case CONF_T_U32:
+	case CONF_T_MS:
+	case CONF_T_SIZE:
+		break;
+	}
+	return conf_set_number(c, k, value, err, errlen);
+}
+
+int conf_get(const struct conf *c, const char *section, const char *key, char *buf, size_t buflen)
+{
+	const struct conf_key *k = conf_find(section, key);
+	int n;
+
+	if (!k)
+		return -1;
+	if (k->type == CONF_T_STR)
+		n = snprintf(buf, buflen, "%s", (const char *)c + k->off);
+	else if (k->type == CONF_T_LEVEL && conf_fetch_uint(c, k) <= k->max)
+		n = snprintf(buf, buflen, "%s", conf_level_names[conf_fetch_uint(c, k)]);
+	else if (k->type == CONF_T_LEVEL)
+		return -1;
+	else
+		n = snprintf(buf, buflen, "%" PRIu64, conf_fetch_uint(c, k));
+	return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+/* ---- string checks ---- */
+
+static void conf_echo(char *bad, size_t badlen, const char *s, size_t n)
+{
+	if (n >= badlen)
+		n = badlen - 1;
+	memcpy(bad, s, n);
+	bad[n] = '\0';
+}
+
+static int check_no_ctl(const char *value, char *bad, size_t badlen)
+{
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			conf_echo(bad, badlen, value, strlen(value));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* How many spaces and tabs s[0..n) starts with. */
+static size_t conf_blanks(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	return i;
+}
+
+/* ":port" (1..65535) or nothing. */
+static bool conf_port_ok(const char *s, size_t n)
+{
+	unsigned long port = 0;
+
+	if (n == 0)
+		return true;
+	if (s[0] != ':' || n < 2 || n > 6)
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		port = port * 10 + (unsigned long)(s[i] - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
+static bool conf_addr_ok(int af, const char *s, size_t n)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (n == 0 || n >= sizeof host)
+		return false;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	return inet_pton(af, host, bin) == 1;
+}
+
+/* One trimmed entry: a.b.c.d[:port] or [ipv6][:port]. */
+static bool conf_server_ok(const char *s, size_t n)
+{
+	const char *close;
+	const char *colon;
+
+	if (n > 0 && s[0] == '[') {
+		close = memchr(s, ']', n);
+		if (!close)
+			return false;
+		return conf_addr_ok(AF_INET6, s + 1, (size_t)(close - s - 1)) &&
+		       conf_port_ok(close + 1, n - (size_t)(close + 1 - s));
+	}
+	colon = memchr(s, ':', n);
+	if (!colon)
+		colon = s + n;
+	return conf_addr_ok(AF_INET, s, (size_t)(colon - s)) && conf_port_ok(colon, n - (size_t)(colon - s));
+}
+
+static int check_dns_servers(const char *value, char *bad, size_t badlen)
+{
+	const char *p = value;
+
+	if (*p == '\0')
+		return 0; /* use /etc/resolv.conf */
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		const char *next = p + n;
+		size_t blank = conf_blanks(p, n);
+		p += blank;
+		n -= blank;
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (!conf_server_ok(p, n)) {
+			conf_echo(bad, badlen, p, n);
+			return -1;
+		}
+		if (*next == '\0')
+			return 0;
+		p = next + 1;
+	}
+}
+
+/* ---- loading a file ---- */
+
+struct conf_loader {
+	struct conf conf;
+	FILE *f;
+	char *buf; /* getline's line */
+	size_t cap;
+	int lineno;
+	int read_errno;
+	int err_line; /* first error we found ourselves (0: none), and its message */
+	char msg[CONF_ERR_MAX];
+};
+
+__attribute__((format(printf, 2, 3))) static void conf_fail(struct conf_loader *ld, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ld->err_line)
+		return; /* only the first error is reported */
+	ld->err_line = ld->lineno;
+	va_start(ap, fmt);
+	vsnprintf(ld->msg, sizeof ld->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* A "[name]" header naming a section we do not know is an error on its own line, keys or not. */
+static void conf_check_header(struct conf_loader *ld, char *line)
+{
+	char *close;
+
+	if (line[0] != '[' || !(close = strchr(line, ']')))
+		return; /* not a header, or a malformed one inih reports */
+	*close = '\0';
+	if (!conf_section_known(line + 1))
+		conf_fail(ld, "unknown section [%s]", line + 1);
+	*close = ']';
+}
+
+/* inih's reader: hand over one line at a time, counted like inih counts, without a byte order mark or
+ * indentation (an indented line would otherwise continue the previous value), and never a line longer
+ * than inih's buffer (it would split it into two lines). Refused lines go over as blank lines. */
+static char *conf_read_line(char *str, int num, void *stream)
+{
+	struct conf_loader *ld = stream;
+	ssize_t got = getline(&ld->buf, &ld->cap, ld->f);
+	size_t n, skip;
+	const char *line;
+
+	if (got < 0) {
+		if (ferror(ld->f))
+			ld->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	ld->lineno++;
+	n = (size_t)got;
+	while (n && (ld->buf[n - 1] == '\n' || ld->buf[n - 1] == '\r'))
+		n--;
+	line = ld->buf;
+	skip = ld->lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; /* UTF-8 BOM */
+	skip += conf_blanks(line + skip, n - skip);
+	line += skip;
+	n -= skip;
+	str[0] = '\0';
+	if (memchr(line, '\0', n))
+		conf_fail(ld, "line contains a NUL byte");
+	else if (n >= (size_t)num)
+		conf_fail(ld, "line too long (%zu characters, at most %d)", n, num - 1);
+	else {
+		memcpy(str, line, n);
+		str[n] = '\0';
+		conf_check_header(ld, str);
+	}
+	return str;
+}
+
+static int conf_handle_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct conf_loader *ld = user;
+	char msg[CONF_ERR_MAX];
+
+	if (conf_set(&ld->conf, section, name, value, msg, sizeof msg) == 0)
+		return 1;
+	conf_fail(ld, "%s", msg);
+	return 0;
+}
+
+/* Parse the open file into ld->conf; 0, or -1 with the message in err. */
+static int conf_parse_file(struct conf_loader *ld, const char *path, char *err, size_t errlen)
+{
+	int r = ini_parse_stream(conf_read_line, ld, conf_handle_key, ld);
+
+	if (ld->read_errno)
+		return conf_err(err, errlen, "%s: cannot read: %s", path, strerror(ld->read_errno));
+	if (r > 0 && (ld->err_line == 0 || r < ld->err_line))
+		return conf_err(err, errlen, "%s:%d: malformed line (expected key = value or [section])", path,
+				r);
+	if (ld->err_line)
+		return conf_err(err, errlen, "%s:%d: %s", path, ld->err_line, ld->msg);
+	if (r < 0)
+		return conf_err(err, errlen, "%s: parser failed (%d)", path, r);
+	return 0;
+}
+
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	struct conf_loader ld = { .lineno = 0 };
+	int rc;
+
+	conf_defaults(c);
+	ld.f = fopen(path, "re");
+	if (!ld.f)
+		return conf_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	conf_defaults(&ld.conf);
+	rc = conf_parse_file(&ld, path, err, errlen);
+	if (rc == 0)
+		*c = ld.conf; /* on any error c keeps the plain defaults */
+	fclose(ld.f);
+	free(ld.buf);
+	return rc;
+}

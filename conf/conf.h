@@ -1,0 +1,77 @@
+/* conf.h - fetchd configuration: the INI file (read with inih) becomes a struct conf with built-in
+ * defaults and checked bounds. Pure apart from reading the one file; never logs, never exits. */
+#ifndef FETCHD_CONF_H
+#define FETCHD_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_PATH_MAX 256
+#define CONF_UA_MAX 256
+#define CONF_SERVERS_MAX 512
+#define CONF_ERR_MAX 512
+
+#ifndef FETCHD_VERSION
+#error "FETCHD_VERSION comes from the Makefile (-DFETCHD_VERSION=...)"
+#endif
+
+enum conf_log_level { CONF_LOG_ERROR = 0, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG_DEBUG };
+
+struct conf {
+	/* [daemon] */
+	enum conf_log_level log_level;  /* log_level = error|warn|info|debug; default info */
+
+	/* [control] */
+	char socket_path[CONF_PATH_MAX]; /* socket; default /run/fetchd.sock */
+	uint32_t max_clients;            /* default 64; 1..4096 */
+	uint32_t client_window;          /* URLs admitted but unfinished per client; default 0 = auto:
+	                                    max(4096, 2 * max_inflight); else 1..1000000 */
+	uint64_t client_buffer_bytes;    /* per-client budget for queued URL bytes + unsent result bytes;
+	                                    default 4 MiB; 64 KiB..1 GiB */
+	uint32_t max_url_bytes;          /* longest URL accepted; default 8192; 256..65536 */
+
+	/* [fetch] */
+	uint32_t max_inflight;           /* default 1024; 1..100000 */
+	uint32_t per_host_connections;   /* default 8; 1..10000 */
+	uint32_t connect_timeout_ms;     /* default 10000; 1..3600000 */
+	uint32_t header_timeout_ms;      /* default 30000; 1..3600000 */
+	uint32_t idle_timeout_ms;        /* default 30000; 1..3600000 */
+	uint32_t timeout_ms;             /* total per fetch; default 120000; 1..86400000 */
+	uint32_t keepalive_idle_ms;      /* idle pooled connection lifetime; default 30000; 0..3600000
+	                                    (0 = never keep a connection after its response) */
+	uint64_t max_header_bytes;       /* default 64 KiB; 1 KiB..16 MiB */
+	uint64_t max_body_bytes;         /* default 1 GiB; 0..1 TiB */
+	char user_agent[CONF_UA_MAX];    /* default "fetchd/<version>" */
+
+	/* [dns] */
+	char dns_servers[CONF_SERVERS_MAX]; /* servers = "127.0.0.1:5353, [::1]:53"; default "" = resolv.conf */
+	uint32_t dns_timeout_ms;         /* default 5000; 10..60000 */
+	uint32_t dns_tries;              /* default 3; 1..10 */
+};
+
+/* Fill c with the built-in defaults (what fetchd runs on without a file). */
+void conf_defaults(struct conf *c);
+
+/* Set c to defaults, then apply the INI file at path. Returns 0 on success; -1 on any error, with a
+ * message in err naming the file and line ("fetchd.conf:12: unknown key 'foo' in [fetch]"). Unknown
+ * sections and keys, malformed lines, values that do not parse and values outside their bounds are all
+ * errors. Sizes accept K/M/G suffixes (powers of 1024); durations are plain milliseconds. */
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
+
+/* Apply one key, as the loader does (for tests and for overrides). Returns 0, or -1 with err set
+ * (without file and line). */
+int conf_set(struct conf *c, const char *section, const char *key, const char *value, char *err,
+	     size_t errlen);
+
+/* Derived values: the client window after "auto" is resolved. */
+uint32_t conf_client_window(const struct conf *c);
+
+/* Introspection over the key table (tests, docs, `fetchd -t`): the name of the i-th key with its
+ * section in *section, or NULL past the end. */
+const char *conf_key(size_t i, const char **section);
+
+/* Format the value c holds for a key as the file would spell it (numbers in plain decimal, sizes in
+ * bytes, the log level by name). Returns 0, or -1 for an unknown key or a buffer too small. */
+int conf_get(const struct conf *c, const char *section, const char *key, char *buf, size_t buflen);
+
+#endif

@@ -1,0 +1,607 @@
+/* conn.c - connections and the per-fetch exchange on them: connect (next address on failure), send the
+ * request, receive into provided buffers and feed the HTTP/1.1 parser, hash the body, enforce limits and
+ * timeouts, then keep the connection for reuse or close it. The one place where ring and HTTP meet.
+ * A connection is freed only when none of its ring ops is in flight: close = cancel, wait, free. */
+#include "daemon/fetchd.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+
+static const char *const conn_state_names[] = { "free", "connecting", "busy", "idle", "closing" };
+
+static void conn_set_state(struct conn *c, enum conn_state s)
+{
+	log_debug("conn %u: %s => %s", c->idx, conn_state_names[c->state], conn_state_names[s]);
+	c->state = s;
+}
+
+static int64_t conn_ms(uint32_t ms)
+{
+	return (int64_t)ms * 1000000;
+}
+
+static uint64_t conn_ud(const struct conn *c, uint8_t op)
+{
+	return ring_ud(op, c->gen, c->idx);
+}
+
+struct conn *conn_alloc(struct fetchd *d)
+{
+	if (d->nconn_free == 0)
+		return NULL;
+	struct conn *c = &d->conns[d->conn_free[--d->nconn_free]];
+	assert(c->state == C_FREE && c->ops == 0);
+	char *req = c->req;
+	uint32_t idx = c->idx, gen = c->gen, req_cap = c->req_cap;
+	memset(c, 0, offsetof(struct conn, parser)); /* parser and hash are set per request */
+	c->idx = idx, c->gen = gen, c->req = req, c->req_cap = req_cap;
+	c->fd = -1;
+	list_init(&c->pool_link);
+	list_init(&c->lru_link);
+	list_init(&c->nobufs_link);
+	d->nconns++;
+	return c;
+}
+
+static void conn_free(struct fetchd *d, struct conn *c)
+{
+	assert(c->ops == 0 && c->fetch == NULL);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	log_debug("conn %u: freed (%s) after %u requests", c->idx, c->close_reason, c->requests);
+	conn_set_state(c, C_FREE);
+	c->gen = (c->gen + 1) & RING_GEN_MASK;
+	d->conn_free[d->nconn_free++] = c->idx;
+	d->nconns--;
+	struct host *h = c->host;
+	c->host = NULL;
+	h->nconns--;
+	sched_host_changed(d, h); /* may free h */
+}
+
+void conn_close(struct fetchd *d, struct conn *c, const char *reason)
+{
+	assert(c->fetch == NULL);
+	if (c->state == C_CLOSING || c->state == C_FREE)
+		return;
+	if (c->state == C_IDLE) {
+		list_del(&c->pool_link);
+		list_del(&c->lru_link);
+	}
+	if (list_linked(&c->nobufs_link))
+		list_del(&c->nobufs_link);
+	c->close_reason = reason;
+	conn_set_state(c, C_CLOSING);
+	if (c->ops == 0) {
+		conn_free(d, c);
+		return;
+	}
+	ring_cancel_fd(&d->ring, c->fd, conn_ud(c, OP_CONN_CANCEL));
+	c->ops++;
+}
+
+static void conn_op_done(struct fetchd *d, struct conn *c)
+{
+	assert(c->ops > 0);
+	c->ops--;
+	if (c->state == C_CLOSING && c->ops == 0)
+		conn_free(d, c);
+}
+
+/* The earliest deadline for c in its current phase, and that phase's name. */
+static int64_t conn_deadline(const struct fetchd *d, const struct conn *c, const char **phase)
+{
+	const struct conf *cf = &d->conf;
+	int64_t dl = INT64_MAX, t;
+	*phase = NULL;
+#define CONN_CAND(expr, name)                    \
+	do {                                     \
+		t = (expr);                      \
+		if (t < dl) {                    \
+			dl = t, *phase = (name); \
+		}                                \
+	} while (0)
+	if (c->state == C_CONNECTING)
+		CONN_CAND(c->t_connect_ns + conn_ms(cf->connect_timeout_ms), "connect");
+	if (c->state == C_BUSY) {
+		if (!c->headers_done)
+			CONN_CAND(c->t_req_ns + conn_ms(cf->header_timeout_ms), "header");
+		CONN_CAND((c->got_bytes ? c->t_last_recv_ns : c->t_req_ns) + conn_ms(cf->idle_timeout_ms), "idle");
+	}
+	if (c->state == C_IDLE)
+		CONN_CAND(c->t_idle_ns + conn_ms(cf->keepalive_idle_ms), "keepalive");
+	if (c->fetch)
+		CONN_CAND(c->fetch->t_start_ns + conn_ms(cf->timeout_ms), "total");
+#undef CONN_CAND
+	return dl;
+}
+
+/* Arm a timer if c's deadline moved earlier; a later deadline is found when the earlier one fires. */
+static void conn_arm_timer(struct fetchd *d, struct conn *c)
+{
+	const char *phase;
+	int64_t dl = conn_deadline(d, c, &phase);
+	if (dl == INT64_MAX || (c->timer_at_ns != 0 && c->timer_at_ns <= dl))
+		return;
+	c->timer_at_ns = dl;
+	fetchd_timer(d, dl, TK_CONN, c->gen, c->idx);
+}
+
+static void conn_fmt_addr(const union sockaddr_any *a, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(a->in6.sin6_port));
+	} else {
+		inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, ntohs(a->in4.sin_port));
+	}
+}
+
+static void conn_arm_recv(struct fetchd *d, struct conn *c)
+{
+	if (c->recv_armed || c->state == C_CLOSING)
+		return;
+	ring_recv_pbuf(&d->ring, c->fd, conn_ud(c, OP_CONN_RECV));
+	c->recv_armed = true;
+	c->ops++;
+}
+
+/* Start connecting to the address at c->addr_idx. Returns 0, or -errno when no socket could be made. */
+static int conn_connect(struct fetchd *d, struct conn *c)
+{
+	struct host *h = c->host;
+	c->addr = h->addrs[c->addr_idx];
+	int family = c->addr.sa.sa_family;
+	c->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	conn_set_state(c, C_CONNECTING);
+	c->t_connect_ns = d->now_ns;
+	socklen_t len = family == AF_INET6 ? sizeof(c->addr.in6) : sizeof(c->addr.in4);
+	ring_connect(&d->ring, c->fd, &c->addr.sa, len, conn_ud(c, OP_CONN_CONNECT));
+	c->ops++;
+	conn_arm_timer(d, c);
+	return 0;
+}
+
+static int conn_base64(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t need = (n + 2) / 3 * 4 + 1, o = 0;
+	if (need > cap)
+		return -1;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static int conn_hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* userinfo "user:pa%40ss" -> base64 of the percent-decoded bytes, as curl sends it. */
+static int conn_basic_auth(const struct fetch *f, char *out, size_t cap)
+{
+	uint8_t raw[1024];
+	size_t n = 0;
+	const char *s = f->url + f->userinfo_off;
+	for (size_t i = 0; i < f->userinfo_len && n < sizeof(raw); i++) {
+		int hi, lo;
+		if (s[i] == '%' && i + 2 < f->userinfo_len && (hi = conn_hexval(s[i + 1])) >= 0 &&
+		    (lo = conn_hexval(s[i + 2])) >= 0) {
+			raw[n++] = (uint8_t)(hi << 4 | lo);
+			i += 2;
+		} else {
+			raw[n++] = (uint8_t)s[i];
+		}
+	}
+	return conn_base64(raw, n, out, cap);
+}
+
+static void conn_send_rest(struct fetchd *d, struct conn *c)
+{
+	ring_send(&d->ring, c->fd, c->req + c->req_sent, c->req_len - c->req_sent, conn_ud(c, OP_CONN_SEND));
+	c->ops++;
+}
+
+/* Begin the exchange for c->fetch on a connected socket: build and send the request. */
+static void conn_begin_request(struct fetchd *d, struct conn *c)
+{
+	struct fetch *f = c->fetch;
+	struct host *h = c->host;
+	char auth[1400];
+	const char *authp = NULL;
+	if (f->userinfo_len && conn_basic_auth(f, auth, sizeof(auth)) == 0)
+		authp = auth;
+	size_t need = 256 + f->target_len + strlen(h->host_header) + strlen(d->conf.user_agent) + sizeof(auth);
+	if (need > c->req_cap) {
+		char *p = realloc(c->req, need);
+		if (!p) {
+			fetch_fail(d, f, "internal", NULL, "out of memory building the request");
+			conn_close(d, c, "out of memory");
+			return;
+		}
+		c->req = p, c->req_cap = (uint32_t)need;
+	}
+	/* "http://a?x" has the target "?x": the request line needs "/?x". */
+	const char *target = f->target_len ? f->url + f->target_off : "/";
+	size_t target_len = f->target_len ? f->target_len : 1;
+	char *prefixed = NULL;
+	if (target[0] != '/') {
+		prefixed = malloc(target_len + 1);
+		if (prefixed) {
+			prefixed[0] = '/';
+			memcpy(prefixed + 1, target, target_len);
+		}
+		target = prefixed, target_len++;
+	}
+	ssize_t n = !target ? -1
+			    : http1_build_request(c->req, c->req_cap, "GET", target, target_len, h->host_header,
+						  strlen(h->host_header), d->conf.user_agent, authp);
+	free(prefixed);
+	if (n < 0) {
+		fetch_fail(d, f, "url", NULL, "cannot build a request for this URL");
+		conn_close(d, c, "request could not be built");
+		return;
+	}
+	c->req_len = (uint32_t)n;
+	c->req_sent = 0;
+	c->got_bytes = false;
+	c->headers_done = false;
+	c->wire_bytes = 0;
+	c->t_req_ns = d->now_ns;
+	c->requests++;
+	http1_parser_init(&c->parser, false, d->conf.max_header_bytes);
+	tls_sha256_init(&c->sha);
+	fetch_set_state(f, F_SENDING);
+	conn_send_rest(d, c);
+	conn_arm_recv(d, c);
+	conn_arm_timer(d, c);
+}
+
+void conn_start(struct fetchd *d, struct fetch *f)
+{
+	struct host *h = f->host;
+	f->attempts++;
+	fetch_set_state(f, F_CONNECTING);
+	struct link *l = h->idle.prev; /* most recently used: least likely to have been closed */
+	if (l != &h->idle) {
+		struct conn *c = list_entry(l, struct conn, pool_link);
+		list_del(&c->pool_link);
+		list_del(&c->lru_link);
+		conn_set_state(c, C_BUSY);
+		c->reused = true;
+		c->fetch = f;
+		f->conn = c;
+		d->stats.conns_reused++;
+		conn_begin_request(d, c);
+		return;
+	}
+	struct conn *c = conn_alloc(d);
+	if (!c) {
+		fetch_fail(d, f, "internal", NULL, "no connection slot free");
+		return;
+	}
+	c->host = h;
+	h->nconns++;
+	c->fetch = f;
+	f->conn = c;
+	int err = conn_connect(d, c);
+	if (err < 0) {
+		fetch_fail(d, f, "connect", "connect", "cannot create a socket: %s", strerror(-err));
+		conn_close(d, c, "socket failed");
+		return;
+	}
+	d->stats.conns_opened++;
+}
+
+/* After the response: keep c for the next request to its host, or close it. */
+void conn_release(struct fetchd *d, struct conn *c, bool reusable)
+{
+	if (!reusable || d->stopping || d->conf.keepalive_idle_ms == 0) {
+		conn_close(d, c, reusable ? "keep-alive disabled" : "not reusable");
+		return;
+	}
+	conn_set_state(c, C_IDLE);
+	c->reused = false;
+	c->t_idle_ns = d->now_ns;
+	list_add_tail(&c->host->idle, &c->pool_link);
+	list_add_tail(&d->idle_lru, &c->lru_link);
+	conn_arm_timer(d, c);
+	sched_host_changed(d, c->host);
+}
+
+static void conn_fail(struct fetchd *d, struct conn *c, const char *cls, const char *phase, const char *reason,
+		      const char *msg)
+{
+	fetch_fail(d, c->fetch, cls, phase, "%s", msg);
+	conn_close(d, c, reason);
+}
+
+/* A reused connection that died before any response byte: the server closed it while idle. Try once
+ * more on a new connection, as curl does; this is not a new attempt. */
+static bool conn_retry_stale(struct fetchd *d, struct conn *c)
+{
+	struct fetch *f = c->fetch;
+	if (!c->reused || c->got_bytes || f->stale_retried)
+		return false;
+	f->stale_retried = true;
+	f->attempts--;
+	c->fetch = NULL;
+	f->conn = NULL;
+	d->stats.stale_retries++;
+	conn_close(d, c, "reused connection was closed by the server");
+	sched_requeue(d, f);
+	return true;
+}
+
+static void conn_on_connect(struct fetchd *d, struct conn *c, int res)
+{
+	if (res == 0) {
+		c->connect_ms = ns_to_ms(d->now_ns - c->t_connect_ns);
+		conn_set_state(c, C_BUSY);
+		conn_begin_request(d, c);
+		return;
+	}
+	char addr[80];
+	conn_fmt_addr(&c->addr, addr, sizeof(addr));
+	if (c->addr_idx + 1 < c->host->naddrs) {
+		log_debug("conn %u: connect to %s failed (%s), trying the next address", c->idx, addr, strerror(-res));
+		close(c->fd);
+		c->fd = -1;
+		c->addr_idx++;
+		int err = conn_connect(d, c);
+		if (err == 0)
+			return;
+		res = err;
+	}
+	char msg[160];
+	snprintf(msg, sizeof(msg), "%s (%s)", strerror(-res), addr);
+	conn_fail(d, c, "connect", NULL, "connect failed", msg);
+}
+
+static void conn_on_send(struct fetchd *d, struct conn *c, int res)
+{
+	if (res <= 0) {
+		if (conn_retry_stale(d, c))
+			return;
+		char msg[128];
+		snprintf(msg, sizeof(msg), "sending the request failed: %s", res ? strerror(-res) : "no progress");
+		conn_fail(d, c, "protocol", NULL, "send failed", msg);
+		return;
+	}
+	c->req_sent += (uint32_t)res;
+	if (c->req_sent < c->req_len) {
+		conn_send_rest(d, c);
+		return;
+	}
+	if (c->fetch->state == F_SENDING)
+		fetch_set_state(c->fetch, F_WAITING);
+}
+
+static const char *conn_parse_class(int err)
+{
+	return err == HTTP1_E_HEADER_TOO_LARGE ? "too_large" : "protocol";
+}
+
+/* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
+static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, size_t len)
+{
+	struct fetch *f = c->fetch;
+	size_t off = 0;
+	for (;;) { /* until the parser wants more: DONE may come with no byte left to consume */
+		struct http1_ev ev;
+		ssize_t n = http1_parse(&c->parser, data + off, len - off, &ev);
+		if (n < 0) {
+			conn_fail(d, c, conn_parse_class((int)n), NULL, "bad response", http1_strerror((int)n));
+			return false;
+		}
+		off += (size_t)n;
+		if (ev.type == HTTP1_EV_HEADERS) {
+			c->headers_done = true;
+			fetch_set_state(f, F_BODY);
+			if (c->parser.content_length > 0 &&
+			    (uint64_t)c->parser.content_length > d->conf.max_body_bytes) {
+				char msg[128];
+				snprintf(msg, sizeof(msg), "Content-Length %lld exceeds max_body_bytes %llu",
+					 (long long)c->parser.content_length,
+					 (unsigned long long)d->conf.max_body_bytes);
+				conn_fail(d, c, "too_large", NULL, "body too large", msg);
+				return false;
+			}
+		} else if (ev.type == HTTP1_EV_BODY) {
+			if (c->parser.body_bytes > d->conf.max_body_bytes) {
+				char msg[96];
+				snprintf(msg, sizeof(msg), "body exceeds max_body_bytes %llu",
+					 (unsigned long long)d->conf.max_body_bytes);
+				conn_fail(d, c, "too_large", NULL, "body too large", msg);
+				return false;
+			}
+			tls_sha256_update(&c->sha, ev.data, ev.len);
+		} else if (ev.type == HTTP1_EV_DONE) {
+			bool reusable = c->parser.keep_alive && off == len;
+			fetch_succeed(d, f, c);
+			conn_release(d, c, reusable);
+			return false;
+		} else {
+			return true; /* HTTP1_EV_NONE: everything consumed */
+		}
+	}
+}
+
+static void conn_on_eof(struct fetchd *d, struct conn *c)
+{
+	if (c->state == C_IDLE) {
+		conn_close(d, c, "server closed the idle connection");
+		return;
+	}
+	if (conn_retry_stale(d, c))
+		return;
+	int rc = http1_finish(&c->parser);
+	if (rc == HTTP1_EV_DONE) {
+		fetch_succeed(d, c->fetch, c);
+		conn_close(d, c, "body ended at EOF");
+	} else if (rc == HTTP1_EV_NONE) {
+		conn_fail(d, c, "protocol", NULL, "eof", "server closed the connection without a response");
+	} else {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s: server closed the connection after %llu body bytes",
+			 http1_strerror(rc), (unsigned long long)c->parser.body_bytes);
+		conn_fail(d, c, "protocol", NULL, "truncated", msg);
+	}
+}
+
+static void conn_on_recv(struct fetchd *d, struct conn *c, const struct ring_cqe *cqe)
+{
+	c->recv_armed = false;
+	uint16_t bid = 0;
+	uint8_t *data = ring_cqe_has_buf(cqe) ? ring_buf_get(&d->ring, cqe, &bid) : NULL;
+	if (c->state == C_CLOSING) {
+		/* nothing to do with the bytes */
+	} else if (cqe->res == -ENOBUFS) {
+		d->ring.enobufs++;
+		list_add_tail(&d->nobufs, &c->nobufs_link);
+	} else if (cqe->res < 0) {
+		if (c->state == C_IDLE) {
+			conn_close(d, c, "error on the idle connection");
+		} else if (!conn_retry_stale(d, c)) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "receive failed: %s (after %llu bytes)", strerror(-cqe->res),
+				 (unsigned long long)c->wire_bytes);
+			conn_fail(d, c, "protocol", NULL, "recv failed", msg);
+		}
+	} else if (cqe->res == 0) {
+		conn_on_eof(d, c);
+	} else if (c->state == C_IDLE) {
+		conn_close(d, c, "unexpected bytes on an idle connection");
+	} else {
+		if (!c->got_bytes)
+			c->t_first_byte_ns = d->now_ns;
+		c->got_bytes = true;
+		c->t_last_recv_ns = d->now_ns;
+		c->wire_bytes += (uint64_t)cqe->res;
+		conn_feed(d, c, data, (size_t)cqe->res);
+	}
+	if (data)
+		ring_buf_put(&d->ring, bid);
+	if ((c->state == C_BUSY || c->state == C_IDLE) && !list_linked(&c->nobufs_link))
+		conn_arm_recv(d, c);
+}
+
+void conn_retry_nobufs(struct fetchd *d)
+{
+	struct link *l;
+	while ((l = list_pop(&d->nobufs))) {
+		struct conn *c = list_entry(l, struct conn, nobufs_link);
+		conn_arm_recv(d, c);
+	}
+}
+
+void conn_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
+{
+	uint32_t idx = ring_ud_idx(cqe->user_data);
+	struct conn *c = idx < d->conn_cap ? &d->conns[idx] : NULL;
+	if (!c || c->gen != ring_ud_gen(cqe->user_data) || c->state == C_FREE) {
+		d->stats.stale_cqes++;
+		log_error("stale connection completion op=%u idx=%u dropped", ring_ud_op(cqe->user_data), idx);
+		if (ring_cqe_has_buf(cqe)) {
+			uint16_t bid;
+			ring_buf_get(&d->ring, cqe, &bid);
+			ring_buf_put(&d->ring, bid);
+		}
+		return;
+	}
+	uint8_t op = ring_ud_op(cqe->user_data);
+	if (c->state != C_CLOSING) {
+		if (op == OP_CONN_CONNECT)
+			conn_on_connect(d, c, cqe->res);
+		else if (op == OP_CONN_SEND)
+			conn_on_send(d, c, cqe->res);
+	}
+	if (op == OP_CONN_RECV)
+		conn_on_recv(d, c, cqe);
+	conn_op_done(d, c);
+}
+
+void conn_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen, int64_t deadline_ns)
+{
+	if (idx >= d->conn_cap)
+		return;
+	struct conn *c = &d->conns[idx];
+	if (c->gen != gen || c->timer_at_ns != deadline_ns || c->state == C_FREE || c->state == C_CLOSING)
+		return; /* superseded */
+	c->timer_at_ns = 0;
+	const char *phase;
+	int64_t dl = conn_deadline(d, c, &phase);
+	if (dl > d->now_ns) {
+		conn_arm_timer(d, c);
+		return;
+	}
+	if (c->state == C_IDLE) {
+		conn_close(d, c, "keep-alive idle time over");
+		return;
+	}
+	const struct conf *cf = &d->conf;
+	uint32_t ms = !strcmp(phase, "connect") ? cf->connect_timeout_ms
+		      : !strcmp(phase, "header") ? cf->header_timeout_ms
+		      : !strcmp(phase, "idle")   ? cf->idle_timeout_ms
+						 : cf->timeout_ms;
+	fetch_fail(d, c->fetch, "timeout", phase, "%s timeout after %u ms", phase, ms);
+	conn_close(d, c, "timeout");
+}
+
+void conn_detach_cancel(struct fetchd *d, struct fetch *f)
+{
+	struct conn *c = f->conn;
+	if (!c)
+		return;
+	c->fetch = NULL;
+	f->conn = NULL;
+	conn_close(d, c, "cancelled");
+}
+
+void conn_close_idle_all(struct fetchd *d)
+{
+	struct link *l;
+	while ((l = list_pop(&d->idle_lru))) {
+		list_init(l);
+		struct conn *c = list_entry(l, struct conn, lru_link);
+		list_add_tail(&d->idle_lru, &c->lru_link); /* conn_close unlinks it */
+		conn_close(d, c, "stopping");
+	}
+}
+
+void conn_format_ip(const struct conn *c, char *out, size_t cap)
+{
+	if (c->addr.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &c->addr.in6.sin6_addr, out, (socklen_t)cap);
+	else if (c->addr.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &c->addr.in4.sin_addr, out, (socklen_t)cap);
+	else if (cap)
+		out[0] = 0;
+}

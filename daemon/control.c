@@ -1,0 +1,573 @@
+/* control.c - the control socket: accept clients, read their frames (docs/protocol.md), admit URLs while
+ * the client's window and byte budget allow, and stream results back. A client that stops reading stops
+ * getting URLs admitted (its memory stays bounded); a client that goes away has its fetches cancelled. */
+#include "daemon/fetchd.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/json.h"
+#include "daemon/log.h"
+#include "daemon/protocol.h"
+#include "daemon/result.h"
+
+#define CONTROL_IN_MIN_BYTES 65536
+#define CONTROL_RESULTS_FRAME_BYTES 262144 /* close a RESULTS frame beyond this */
+#define CONTROL_NO_FRAME ((size_t)-1)
+
+static uint64_t client_ud(const struct client *c, uint8_t op)
+{
+	return ring_ud(op, c->gen, c->idx);
+}
+
+static void control_arm_accept(struct fetchd *d)
+{
+	if (d->accept_armed || d->stopping || d->listen_fd < 0)
+		return;
+	ring_accept(&d->ring, d->listen_fd, ring_ud(OP_ACCEPT, 0, 0));
+	d->accept_armed = true;
+}
+
+int control_listen(struct fetchd *d, char *err, size_t errlen)
+{
+	const char *path = d->conf.socket_path;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	d->client_cap = d->conf.max_clients;
+	d->clients = calloc(d->client_cap, sizeof(*d->clients));
+	d->client_free = calloc(d->client_cap, sizeof(*d->client_free));
+	if (!d->clients || !d->client_free) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (uint32_t i = 0; i < d->client_cap; i++) {
+		d->clients[i].idx = i;
+		d->clients[i].fd = -1;
+		d->client_free[i] = d->client_cap - 1 - i;
+	}
+	d->nclient_free = d->client_cap;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* A socket file that still answers belongs to a running fetchd: do not steal it. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		snprintf(err, errlen, "another fetchd is already listening on %s", path);
+		return -1;
+	}
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0660) < 0 ||
+	    listen(fd, 256) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	d->listen_fd = fd;
+	control_arm_accept(d);
+	return 0;
+}
+
+static void client_mark_dirty(struct fetchd *d, struct client *c)
+{
+	if (!c->dirty && c->state == CL_OPEN) {
+		c->dirty = true;
+		list_add_tail(&d->dirty, &c->dirty_link);
+	}
+}
+
+/* Close the open RESULTS frame: write its header now that its length is known. */
+static void client_frame_close(struct client *c)
+{
+	if (c->open_frame == CONTROL_NO_FRAME)
+		return;
+	size_t len = c->out.len - c->open_frame - FETCHD_FRAME_HDR_BYTES;
+	fetchd_frame_hdr(c->out.p + c->open_frame, (uint32_t)len, FETCHD_FR_RESULTS);
+	c->open_frame = CONTROL_NO_FRAME;
+}
+
+static void client_frame(struct client *c, uint8_t type, const char *payload, size_t len)
+{
+	uint8_t hdr[FETCHD_FRAME_HDR_BYTES];
+	client_frame_close(c);
+	fetchd_frame_hdr(hdr, (uint32_t)len, type);
+	if (buf_append(&c->out, hdr, sizeof(hdr)) < 0 || buf_append(&c->out, payload, len) < 0)
+		log_error("client %u: out of memory queueing a frame", c->id);
+}
+
+void control_result(struct fetchd *d, struct client *c, struct result *r)
+{
+	c->results++;
+	if (c->open_frame == CONTROL_NO_FRAME) {
+		uint8_t hdr[FETCHD_FRAME_HDR_BYTES] = { 0 };
+		c->open_frame = c->out.len;
+		if (buf_append(&c->out, hdr, sizeof(hdr)) < 0)
+			c->open_frame = CONTROL_NO_FRAME;
+	}
+	if (c->open_frame == CONTROL_NO_FRAME || result_encode(&c->out, r) < 0) {
+		log_error("client %u: out of memory encoding a result", c->id);
+		return;
+	}
+	if (c->out.len - c->open_frame > CONTROL_RESULTS_FRAME_BYTES)
+		client_frame_close(c);
+	client_mark_dirty(d, c);
+}
+
+void control_fetch_done(struct fetchd *d, struct fetch *f)
+{
+	struct client *c = f->client;
+	list_del(&f->client_link);
+	c->admitted--;
+	c->admitted_bytes -= f->url_len;
+	free(f);
+	client_mark_dirty(d, c);
+}
+
+/* A result for a line that never became a fetch (bad URL). */
+static void client_reject_line(struct fetchd *d, struct client *c, const char *line, size_t len,
+			       const char *fmt, const char *arg)
+{
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	r.url = line;
+	r.url_len = len;
+	r.status = -1;
+	r.err_class = "url";
+	r.attempts = 0;
+	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);
+	d->stats.fetches_failed++;
+	control_result(d, c, &r);
+}
+
+static void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t len)
+{
+	c->urls++;
+	if (len > d->conf.max_url_bytes) {
+		char lim[32];
+		snprintf(lim, sizeof(lim), "%u", d->conf.max_url_bytes);
+		client_reject_line(d, c, line, d->conf.max_url_bytes, "URL longer than max_url_bytes (%s)", lim);
+		return;
+	}
+	struct url u;
+	const char *reason = "invalid URL";
+	if (url_parse(line, len, 0, &u, &reason) < 0) {
+		client_reject_line(d, c, line, len, "%s", reason);
+		return;
+	}
+	struct fetch *f = calloc(1, sizeof(*f) + len + 1);
+	if (!f) {
+		client_reject_line(d, c, line, len, "%s", "out of memory");
+		return;
+	}
+	memcpy(f->url, line, len);
+	f->url_len = (uint32_t)len;
+	f->target_off = (uint32_t)u.target_off, f->target_len = (uint32_t)u.target_len;
+	f->userinfo_off = (uint32_t)u.userinfo_off, f->userinfo_len = (uint32_t)u.userinfo_len;
+	f->client = c;
+	list_init(&f->queue_link);
+	list_add_tail(&c->fetches, &f->client_link);
+	c->admitted++;
+	c->admitted_bytes += len;
+	sched_admit(d, c, f, &u); /* may finish f at once (a failed lookup) */
+}
+
+static bool client_can_admit(const struct fetchd *d, const struct client *c)
+{
+	return !d->stopping && c->state == CL_OPEN && c->admitted < d->window &&
+	       c->admitted_bytes + c->out.len + c->sending.len < d->conf.client_buffer_bytes;
+}
+
+static void client_fatal(struct fetchd *d, struct client *c, const char *msg);
+
+/* Admit lines of the current URLS frame. Returns false when paused (window full) or failed. */
+static bool client_admit_lines(struct fetchd *d, struct client *c)
+{
+	while (c->in_off < c->urls_end) {
+		if (!client_can_admit(d, c))
+			return false;
+		const char *p = (const char *)c->in.p + c->in_off;
+		const char *nl = memchr(p, '\n', c->urls_end - c->in_off);
+		if (!nl) {
+			client_fatal(d, c, "URLS frame does not end with a newline");
+			return false;
+		}
+		size_t len = (size_t)(nl - p);
+		c->in_off += len + 1;
+		if (len && p[len - 1] == '\r')
+			len--;
+		client_admit_url(d, c, p, len);
+	}
+	c->urls_end = 0;
+	return true;
+}
+
+static void client_hello(struct fetchd *d, struct client *c, const char *p, size_t len)
+{
+	int64_t v = -1;
+	if (!json_get_int(p, len, "protocol", &v) || v != FETCHD_PROTO_VERSION) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)", (long long)v,
+			 FETCHD_PROTO_VERSION);
+		client_fatal(d, c, msg);
+		return;
+	}
+	char w[192];
+	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u}",
+			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes);
+	client_frame(c, FETCHD_FR_WELCOME, w, (size_t)n);
+	c->hello_done = true;
+	client_mark_dirty(d, c);
+}
+
+/* Handle one complete frame at in_off. Returns false when the client failed. */
+static bool client_frame_in(struct fetchd *d, struct client *c, uint8_t type, const char *p, uint32_t len)
+{
+	if (!c->hello_done && type != FETCHD_FR_HELLO) {
+		client_fatal(d, c, "the first frame must be HELLO");
+		return false;
+	}
+	switch (type) {
+	case FETCHD_FR_HELLO:
+		if (c->hello_done) {
+			client_fatal(d, c, "HELLO sent twice");
+			return false;
+		}
+		client_hello(d, c, p, len);
+		return c->state == CL_OPEN;
+	case FETCHD_FR_URLS:
+		if (c->end_seen) {
+			client_fatal(d, c, "URLS after END");
+			return false;
+		}
+		c->urls_end = c->in_off + FETCHD_FRAME_HDR_BYTES + len;
+		return true;
+	case FETCHD_FR_END:
+		c->end_seen = true;
+		return true;
+	default: {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "unknown frame type 0x%02x", type);
+		client_fatal(d, c, msg);
+		return false;
+	}
+	}
+}
+
+static void client_arm_recv(struct fetchd *d, struct client *c)
+{
+	if (c->recv_armed || c->state != CL_OPEN || c->end_seen)
+		return;
+	/* Compact, then make room for at least the frame that is partly here. */
+	buf_consume(&c->in, c->in_off);
+	c->in_off = 0;
+	size_t want = CONTROL_IN_MIN_BYTES;
+	if (c->in.len >= FETCHD_FRAME_HDR_BYTES)
+		want = FETCHD_FRAME_HDR_BYTES + (size_t)fetchd_frame_len(c->in.p);
+	if (want < c->in.len + 4096)
+		want = c->in.len + 4096;
+	if (buf_reserve(&c->in, want - c->in.len) < 0) {
+		client_fatal(d, c, "out of memory");
+		return;
+	}
+	ring_recv(&d->ring, c->fd, c->in.p + c->in.len, (uint32_t)(c->in.cap - c->in.len), client_ud(c, OP_CLIENT_RECV));
+	c->recv_armed = true;
+	c->ops++;
+}
+
+/* Work through buffered input: frames, and URLs while the window allows. */
+static void client_process(struct fetchd *d, struct client *c)
+{
+	while (c->state == CL_OPEN) {
+		if (c->urls_end && !client_admit_lines(d, c))
+			return; /* paused until results drain, or failed */
+		size_t avail = c->in.len - c->in_off;
+		if (avail < FETCHD_FRAME_HDR_BYTES)
+			break;
+		const uint8_t *h = c->in.p + c->in_off;
+		uint32_t len = fetchd_frame_len(h);
+		if (len > FETCHD_FRAME_MAX_BYTES) {
+			client_fatal(d, c, "frame larger than the protocol allows");
+			return;
+		}
+		if (avail < FETCHD_FRAME_HDR_BYTES + (size_t)len)
+			break;
+		if (!client_frame_in(d, c, h[4], (const char *)h + FETCHD_FRAME_HDR_BYTES, len))
+			return;
+		if (c->urls_end)
+			c->in_off += FETCHD_FRAME_HDR_BYTES; /* lines are admitted from here */
+		else
+			c->in_off += FETCHD_FRAME_HDR_BYTES + len;
+	}
+	if (c->state == CL_OPEN && !c->recv_armed && !c->end_seen)
+		client_arm_recv(d, c);
+}
+
+static void client_free(struct fetchd *d, struct client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->sending);
+	c->state = CL_FREE;
+	c->gen = (c->gen + 1) & RING_GEN_MASK;
+	d->client_free[d->nclient_free++] = c->idx;
+	d->nclients--;
+	control_arm_accept(d); /* a slot is free again */
+}
+
+static void client_cancel_fetches(struct fetchd *d, struct client *c)
+{
+	struct link *l;
+	while ((l = list_pop(&c->fetches))) {
+		struct fetch *f = list_entry(l, struct fetch, client_link);
+		list_init(&f->client_link);
+		sched_cancel(d, f);
+		c->admitted--;
+		c->admitted_bytes -= f->url_len;
+		free(f);
+	}
+}
+
+static void client_close(struct fetchd *d, struct client *c, const char *reason)
+{
+	if (c->state != CL_OPEN)
+		return;
+	uint32_t cancelled = c->admitted;
+	client_cancel_fetches(d, c);
+	if (c->dirty) {
+		list_del(&c->dirty_link);
+		c->dirty = false;
+	}
+	c->state = CL_CLOSING;
+	c->close_reason = reason;
+	log_info("client %u closed: %s urls=%llu results=%llu cancelled=%u", c->id, reason,
+		 (unsigned long long)c->urls, (unsigned long long)c->results, cancelled);
+	if (c->ops == 0) {
+		client_free(d, c);
+		return;
+	}
+	ring_cancel_fd(&d->ring, c->fd, client_ud(c, OP_CLIENT_CANCEL));
+	c->ops++;
+}
+
+/* A protocol error: cancel the batch, tell the client why, close once that is sent. */
+static void client_fatal(struct fetchd *d, struct client *c, const char *msg)
+{
+	log_warn("client %u (pid %d uid %u): %s", c->id, (int)c->pid, (unsigned)c->uid, msg);
+	client_cancel_fetches(d, c);
+	struct buf b = { 0 };
+	buf_append(&b, "{\"error\":", 9);
+	json_str(&b, msg, strlen(msg));
+	buf_append(&b, "}", 1);
+	client_frame(c, FETCHD_FR_ERROR, (const char *)b.p, b.len);
+	buf_free(&b);
+	c->end_seen = true;
+	c->done_queued = true; /* close after the frame is out */
+	c->urls_end = 0;
+	client_mark_dirty(d, c);
+}
+
+static void client_flush(struct fetchd *d, struct client *c)
+{
+	if (c->send_armed || c->state != CL_OPEN)
+		return;
+	if (c->sending.len == 0) {
+		if (c->out.len == 0) {
+			if (c->done_queued)
+				client_close(d, c, "batch complete");
+			return;
+		}
+		client_frame_close(c);
+		struct buf t = c->sending;
+		c->sending = c->out;
+		c->out = t;
+		c->out.len = 0;
+		c->sent = 0;
+	}
+	ring_send(&d->ring, c->fd, c->sending.p + c->sent, (uint32_t)(c->sending.len - c->sent),
+		  client_ud(c, OP_CLIENT_SEND));
+	c->send_armed = true;
+	c->ops++;
+}
+
+static void client_check_done(struct fetchd *d, struct client *c)
+{
+	if (!c->end_seen || c->done_queued || c->admitted || c->urls_end || c->in_off < c->in.len)
+		return;
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "{\"results\":%llu}", (unsigned long long)c->results);
+	client_frame(c, FETCHD_FR_DONE, msg, (size_t)n);
+	c->done_queued = true;
+}
+
+void control_service(struct fetchd *d)
+{
+	struct link *l;
+	while ((l = list_pop(&d->dirty))) {
+		struct client *c = list_entry(l, struct client, dirty_link);
+		c->dirty = false;
+		if (c->state != CL_OPEN)
+			continue;
+		if (!c->done_queued)
+			client_process(d, c);
+		if (c->state == CL_OPEN && !c->done_queued)
+			client_check_done(d, c);
+		client_flush(d, c);
+	}
+}
+
+static void control_on_accept(struct fetchd *d, int res)
+{
+	d->accept_armed = false;
+	if (res < 0) {
+		if (res != -ECANCELED)
+			log_warn("accept: %s", strerror(-res));
+		if (res == -EMFILE || res == -ENFILE)
+			return; /* re-armed when a client slot frees; a busy loop would not help */
+		control_arm_accept(d);
+		return;
+	}
+	int fd = res;
+	if (d->stopping || d->nclient_free == 0) {
+		static const char msg[] = "{\"error\":\"too many clients\"}";
+		uint8_t frame[FETCHD_FRAME_HDR_BYTES + sizeof(msg) - 1];
+		fetchd_frame_hdr(frame, sizeof(msg) - 1, FETCHD_FR_ERROR);
+		memcpy(frame + FETCHD_FRAME_HDR_BYTES, msg, sizeof(msg) - 1);
+		ssize_t n = send(fd, frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)n;
+		close(fd);
+		log_warn("refused a client: %s (max_clients=%u)", d->stopping ? "stopping" : "too many clients",
+			 d->conf.max_clients);
+	} else {
+		struct client *c = &d->clients[d->client_free[--d->nclient_free]];
+		uint32_t idx = c->idx, gen = c->gen;
+		memset(c, 0, sizeof(*c));
+		c->idx = idx, c->gen = gen, c->fd = fd;
+		c->state = CL_OPEN;
+		c->id = ++d->next_client_id;
+		c->open_frame = CONTROL_NO_FRAME;
+		list_init(&c->fetches);
+		list_init(&c->dirty_link);
+		struct ucred cred = { 0 };
+		socklen_t clen = sizeof(cred);
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+		c->pid = cred.pid, c->uid = cred.uid;
+		d->nclients++;
+		log_info("client %u connected pid=%d uid=%u", c->id, (int)c->pid, (unsigned)c->uid);
+		ring_poll(&d->ring, fd, POLLRDHUP, client_ud(c, OP_CLIENT_RDHUP));
+		c->rdhup_armed = true;
+		c->ops++;
+		client_arm_recv(d, c);
+	}
+	control_arm_accept(d);
+}
+
+static void client_on_recv(struct fetchd *d, struct client *c, int res)
+{
+	c->recv_armed = false;
+	if (c->state != CL_OPEN)
+		return;
+	if (res <= 0) {
+		client_close(d, c, res == 0 ? "client went away" : strerror(-res));
+		return;
+	}
+	c->in.len += (size_t)res;
+	client_mark_dirty(d, c);
+}
+
+static void client_on_send(struct fetchd *d, struct client *c, int res)
+{
+	c->send_armed = false;
+	if (c->state != CL_OPEN)
+		return;
+	if (res <= 0) {
+		client_close(d, c, res == 0 ? "client stopped reading" : strerror(-res));
+		return;
+	}
+	c->sent += (size_t)res;
+	if (c->sent == c->sending.len) {
+		c->sending.len = 0;
+		c->sent = 0;
+	}
+	client_mark_dirty(d, c);
+}
+
+void control_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
+{
+	uint8_t op = ring_ud_op(cqe->user_data);
+	if (op == OP_ACCEPT) {
+		control_on_accept(d, cqe->res);
+		return;
+	}
+	uint32_t idx = ring_ud_idx(cqe->user_data);
+	struct client *c = idx < d->client_cap ? &d->clients[idx] : NULL;
+	if (!c || c->gen != ring_ud_gen(cqe->user_data) || c->state == CL_FREE) {
+		d->stats.stale_cqes++;
+		log_error("stale client completion op=%u idx=%u dropped", op, idx);
+		return;
+	}
+	if (op == OP_CLIENT_RECV)
+		client_on_recv(d, c, cqe->res);
+	else if (op == OP_CLIENT_SEND)
+		client_on_send(d, c, cqe->res);
+	else if (op == OP_CLIENT_RDHUP) {
+		c->rdhup_armed = false;
+		if (cqe->res > 0)
+			client_close(d, c, "client hung up");
+	}
+	c->ops--;
+	if (c->state == CL_CLOSING && c->ops == 0)
+		client_free(d, c);
+}
+
+void control_stop(struct fetchd *d)
+{
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd); /* the armed accept completes with an error or is cancelled at exit */
+		d->listen_fd = -1;
+		unlink(d->conf.socket_path);
+	}
+	for (uint32_t i = 0; i < d->client_cap; i++)
+		if (d->clients[i].state == CL_OPEN)
+			client_fatal(d, &d->clients[i], "fetchd is stopping");
+}
+
+void control_fini(struct fetchd *d)
+{
+	for (uint32_t i = 0; d->clients && i < d->client_cap; i++) {
+		struct client *c = &d->clients[i];
+		if (c->state == CL_FREE)
+			continue;
+		struct link *l;
+		while ((l = list_pop(&c->fetches)))
+			free(list_entry(l, struct fetch, client_link));
+		if (c->fd >= 0)
+			close(c->fd);
+		buf_free(&c->in);
+		buf_free(&c->out);
+		buf_free(&c->sending);
+	}
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		unlink(d->conf.socket_path);
+	}
+	free(d->clients);
+	free(d->client_free);
+}

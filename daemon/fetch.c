@@ -1,0 +1,80 @@
+/* fetch.c - the end of a fetch: gather its outcome (from the fetch and, while attached, its connection)
+ * into a struct result, hand the JSON line to its client, detach it from the connection and free it.
+ * Every result goes through fetch_finish; every state change through fetch_set_state. */
+#include "daemon/fetchd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/result.h"
+
+static const char *const fetch_state_names[] = { "queued", "connecting", "sending", "waiting", "body", "done" };
+
+void fetch_set_state(struct fetch *f, enum fetch_state s)
+{
+	log_debug("fetch %p: %s => %s", (void *)f, fetch_state_names[f->state], fetch_state_names[s]);
+	f->state = s;
+}
+
+static void fetch_from_conn(struct result *r, struct fetch *f, struct conn *c)
+{
+	conn_format_ip(c, r->ip, sizeof(r->ip));
+	r->connect_ms = c->reused ? 0 : c->connect_ms;
+	if (c->got_bytes)
+		r->ttfb_ms = ns_to_ms(c->t_first_byte_ns - c->t_req_ns);
+	if (c->headers_done) {
+		r->status = c->parser.status;
+		r->content_type = c->parser.content_type[0] ? c->parser.content_type : NULL;
+		r->body_bytes = c->parser.body_bytes;
+	}
+	c->fetch = NULL;
+	f->conn = NULL;
+}
+
+static void fetch_finish(struct fetchd *d, struct fetch *f, struct result *r)
+{
+	r->url = f->url;
+	r->url_len = f->url_len;
+	r->attempts = f->attempts ? f->attempts : 1;
+	r->dns_ms = f->dns_ms;
+	r->total_ms = f->dns_ms;
+	if (f->state != F_QUEUED) {
+		r->total_ms += ns_to_ms(d->now_ns - f->t_start_ns);
+		d->inflight--;
+	}
+	if (f->conn)
+		fetch_from_conn(r, f, f->conn);
+	if (r->err_class)
+		d->stats.fetches_failed++;
+	else
+		d->stats.fetches_ok++;
+	fetch_set_state(f, F_DONE);
+	control_result(d, f->client, r);
+	control_fetch_done(d, f);
+}
+
+void fetch_fail(struct fetchd *d, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
+{
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	r.status = -1;
+	r.err_class = cls;
+	r.err_phase = phase;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r.err_msg, sizeof(r.err_msg), fmt, ap);
+	va_end(ap);
+	fetch_finish(d, f, &r);
+}
+
+void fetch_succeed(struct fetchd *d, struct fetch *f, struct conn *c)
+{
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	r.status = -1;
+	r.have_sha = true;
+	tls_sha256_final(&c->sha, r.sha);
+	fetch_finish(d, f, &r);
+}

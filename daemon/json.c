@@ -1,0 +1,97 @@
+/* json.c - JSON string escaping with UTF-8 validation, and a minimal integer lookup. */
+#include "daemon/json.h"
+
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
+static size_t json_utf8_len(const uint8_t *s, size_t avail)
+{
+	uint8_t c = s[0];
+	size_t n;
+	uint32_t min, cp;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0) {
+		n = 2, min = 0x80, cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 3, min = 0x800, cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 4, min = 0x10000, cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > avail)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+int json_str(struct buf *b, const void *str, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const uint8_t *s = str;
+	/* Worst case: every byte becomes a 6-byte escape (\u00XX) or U+FFFD (3 bytes). */
+	if (buf_reserve(b, len * 6 + 2) < 0)
+		return -1;
+	uint8_t *o = b->p + b->len;
+	*o++ = '"';
+	for (size_t i = 0; i < len;) {
+		uint8_t c = s[i];
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = c;
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			*o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0';
+			*o++ = (uint8_t)hex[c >> 4], *o++ = (uint8_t)hex[c & 15];
+			i++;
+		} else {
+			size_t n = json_utf8_len(s + i, len - i);
+			if (n == 0) {
+				*o++ = 0xef, *o++ = 0xbf, *o++ = 0xbd;
+				i++;
+			} else {
+				memcpy(o, s + i, n);
+				o += n;
+				i += n;
+			}
+		}
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+bool json_get_int(const char *s, size_t len, const char *key, int64_t *out)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i + klen + 2 < len; i++) {
+		if (s[i] != '"' || memcmp(s + i + 1, key, klen) != 0 || s[i + 1 + klen] != '"')
+			continue;
+		size_t j = i + klen + 2;
+		while (j < len && (s[j] == ' ' || s[j] == '\t'))
+			j++;
+		if (j >= len || s[j] != ':')
+			continue;
+		j++;
+		while (j < len && (s[j] == ' ' || s[j] == '\t'))
+			j++;
+		bool neg = j < len && s[j] == '-';
+		if (neg)
+			j++;
+		if (j >= len || s[j] < '0' || s[j] > '9')
+			return false;
+		int64_t v = 0;
+		while (j < len && s[j] >= '0' && s[j] <= '9' && v < (INT64_MAX - 9) / 10)
+			v = v * 10 + (s[j++] - '0');
+		*out = neg ? -v : v;
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,19 @@
+/* json.h - the JSON writing fetchd needs (strings escaped, invalid UTF-8 replaced) and a tiny reader for
+ * the few numbers a control frame carries. Pure. */
+#ifndef FETCHD_JSON_H
+#define FETCHD_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/buf.h"
+
+/* Append s (len bytes) as a quoted JSON string. Control characters are escaped; bytes that are not
+ * valid UTF-8 become U+FFFD. Returns 0 or -1 (out of memory). */
+int json_str(struct buf *b, const void *s, size_t len);
+
+/* Find "key": <integer> at the top level of a flat JSON object. Returns true and sets *out when found. */
+bool json_get_int(const char *s, size_t len, const char *key, int64_t *out);
+
+#endif

@@ -1,0 +1,88 @@
+/* main.c - fetchd's entry point: command line, configuration (file or built-in defaults), the open-file
+ * limit, then the engine until SIGINT/SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "daemon/fetchd.h"
+#include "daemon/log.h"
+#include "daemon/protocol.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: fetchd [-c FILE] [-s SOCKET] [-t] [-V]\n"
+		"  -c FILE    configuration file (INI; see conf/fetchd.conf). Without it: built-in defaults\n"
+		"  -s SOCKET  control socket path (overrides [control] socket and $FETCHD_SOCKET)\n"
+		"  -t         check the configuration and exit (0: valid, 1: not)\n"
+		"  -V         print the version and exit\n");
+}
+
+/* Raise the soft open-file limit to the hard one; warn when it cannot cover the configured limits. */
+static void main_raise_nofile(const struct conf *c)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t need = (rlim_t)c->max_inflight + c->max_clients + 64;
+	if (rl.rlim_cur < need)
+		log_warn("open-file limit %llu is below what max_inflight=%u and max_clients=%u need (%llu): "
+			 "fetches will fail with 'cannot create a socket' at the peak; raise LimitNOFILE/ulimit -n",
+			 (unsigned long long)rl.rlim_cur, c->max_inflight, c->max_clients, (unsigned long long)need);
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf_path = NULL, *sock = NULL;
+	bool check_only = false;
+	int opt;
+	while ((opt = getopt(argc, argv, "c:s:tVh")) != -1) {
+		switch (opt) {
+		case 'c': conf_path = optarg; break;
+		case 's': sock = optarg; break;
+		case 't': check_only = true; break;
+		case 'V': printf("fetchd %s\n", FETCHD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	struct conf conf;
+	char err[CONF_ERR_MAX];
+	conf_defaults(&conf);
+	if (conf_path && conf_load(&conf, conf_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fetchd: %s\n", err);
+		return 1;
+	}
+	if (!sock)
+		sock = getenv("FETCHD_SOCKET");
+	if (sock && conf_set(&conf, "control", "socket", sock, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fetchd: socket path: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("fetchd: %s: configuration ok\n", conf_path ? conf_path : "(built-in defaults)");
+		return 0;
+	}
+	log_set_level(conf.log_level);
+	main_raise_nofile(&conf);
+	static struct fetchd d;
+	if (fetchd_init(&d, &conf, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		fetchd_fini(&d);
+		return 1;
+	}
+	int rc = fetchd_run(&d);
+	fetchd_fini(&d);
+	return rc < 0 ? 1 : 0;
+}

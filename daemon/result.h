@@ -1,0 +1,33 @@
+/* result.h - one fetch's outcome as the JSON object fetchctl prints (the single JSON encoder of the
+ * project). Pure: a struct in, one line of JSON (with '\n') appended to a buffer. */
+#ifndef FETCHD_RESULT_H
+#define FETCHD_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/buf.h"
+
+struct result {
+	const char *url;
+	size_t url_len;
+	const char *final_url;   /* NULL: same as url */
+	size_t final_url_len;
+	int status;              /* < 0: null */
+	const char *err_class;   /* NULL: no error */
+	const char *err_phase;   /* timeouts: which phase; else NULL */
+	char err_msg[512];
+	uint64_t body_bytes;
+	bool have_sha;
+	uint8_t sha[32];
+	const char *content_type; /* NULL: null */
+	char ip[64];              /* "": null */
+	double dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms;
+	uint32_t attempts;
+};
+
+/* Append r as one JSON object and a newline. Returns 0 or -1 (out of memory). */
+int result_encode(struct buf *b, const struct result *r);
+
+#endif

@@ -1,0 +1,271 @@
+/* sched.c - the scheduler: hosts keyed by scheme+host+port (a hash table), each with a FIFO of waiting
+ * fetches, its addresses and its connection count; a FIFO of hosts that can start a fetch now. A fetch
+ * starts only while fewer than max_inflight run in all, and its host has an idle connection or fewer
+ * than per_host_connections. Waiting costs no slot and no socket. Hosts go away when nothing refers to
+ * them. */
+#include "daemon/fetchd.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+
+static uint32_t sched_hash(enum url_scheme scheme, const char *name, uint16_t port)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)scheme ^ ((uint32_t)port << 8);
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
+}
+
+int sched_init(struct fetchd *d)
+{
+	d->hcap = 1024;
+	d->htab = calloc(d->hcap, sizeof(*d->htab));
+	d->conn_cap = d->conf.max_inflight;
+	d->conns = calloc(d->conn_cap, sizeof(*d->conns));
+	d->conn_free = calloc(d->conn_cap, sizeof(*d->conn_free));
+	if (!d->htab || !d->conns || !d->conn_free)
+		return -1;
+	for (uint32_t i = 0; i < d->conn_cap; i++) {
+		d->conns[i].idx = i;
+		d->conns[i].fd = -1;
+		d->conn_free[i] = d->conn_cap - 1 - i; /* pop from the end: low slots first */
+	}
+	d->nconn_free = d->conn_cap;
+	return 0;
+}
+
+static void sched_host_free(struct fetchd *d, struct host *h)
+{
+	struct host **pp = &d->htab[h->hash & (d->hcap - 1)];
+	while (*pp != h)
+		pp = &(*pp)->hash_next;
+	*pp = h->hash_next;
+	d->nhosts--;
+	free(h);
+}
+
+void sched_fini(struct fetchd *d)
+{
+	for (uint32_t i = 0; d->htab && i < d->hcap; i++) {
+		struct host *h = d->htab[i];
+		while (h) {
+			struct host *next = h->hash_next;
+			free(h);
+			h = next;
+		}
+	}
+	for (uint32_t i = 0; d->conns && i < d->conn_cap; i++)
+		free(d->conns[i].req);
+	free(d->htab);
+	free(d->conns);
+	free(d->conn_free);
+}
+
+static void sched_grow(struct fetchd *d)
+{
+	uint32_t cap = d->hcap * 2;
+	struct host **t = calloc(cap, sizeof(*t));
+	if (!t)
+		return; /* longer chains, still correct */
+	for (uint32_t i = 0; i < d->hcap; i++) {
+		struct host *h = d->htab[i];
+		while (h) {
+			struct host *next = h->hash_next;
+			h->hash_next = t[h->hash & (cap - 1)];
+			t[h->hash & (cap - 1)] = h;
+			h = next;
+		}
+	}
+	free(d->htab);
+	d->htab = t;
+	d->hcap = cap;
+}
+
+static void sched_host_set_literal(struct host *h, const struct url *u)
+{
+	union sockaddr_any *a = &h->addrs[0];
+	memset(a, 0, sizeof(*a));
+	if (u->host_kind == URL_HOST_IPV4) {
+		a->in4.sin_family = AF_INET;
+		a->in4.sin_port = htons(u->port);
+		memcpy(&a->in4.sin_addr, u->ip, 4);
+	} else {
+		a->in6.sin6_family = AF_INET6;
+		a->in6.sin6_port = htons(u->port);
+		memcpy(&a->in6.sin6_addr, u->ip, 16);
+	}
+	h->naddrs = 1;
+	h->dns = H_READY;
+}
+
+static struct host *sched_host_get(struct fetchd *d, const struct url *u)
+{
+	uint32_t hash = sched_hash(u->scheme, u->host, u->port);
+	for (struct host *h = d->htab[hash & (d->hcap - 1)]; h; h = h->hash_next)
+		if (h->hash == hash && h->port == u->port && h->scheme == u->scheme &&
+		    strcmp(h->name, u->host) == 0)
+			return h;
+	struct host *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->hash = hash;
+	h->scheme = u->scheme;
+	h->port = u->port;
+	memcpy(h->name, u->host, sizeof(h->name));
+	url_host_header(u, h->host_header, sizeof(h->host_header));
+	list_init(&h->queue);
+	list_init(&h->idle);
+	list_init(&h->ready_link);
+	if (u->host_kind != URL_HOST_NAME)
+		sched_host_set_literal(h, u);
+	if (d->nhosts >= d->hcap)
+		sched_grow(d);
+	h->hash_next = d->htab[hash & (d->hcap - 1)];
+	d->htab[hash & (d->hcap - 1)] = h;
+	d->nhosts++;
+	return h;
+}
+
+static bool sched_host_can_start(const struct fetchd *d, const struct host *h)
+{
+	if (h->queued == 0 || h->dns != H_READY)
+		return false;
+	return !list_empty(&h->idle) || h->nconns < d->conf.per_host_connections;
+}
+
+/* Free h if nothing refers to it any more; else make sure it sits in the ready FIFO if it can start. */
+void sched_host_changed(struct fetchd *d, struct host *h)
+{
+	if (h->queued == 0 && h->nconns == 0 && h->dns != H_RESOLVING) {
+		if (list_linked(&h->ready_link))
+			list_del(&h->ready_link);
+		sched_host_free(d, h);
+		return;
+	}
+	if (!list_linked(&h->ready_link) && sched_host_can_start(d, h))
+		list_add_tail(&d->ready, &h->ready_link);
+}
+
+void sched_admit(struct fetchd *d, struct client *c, struct fetch *f, const struct url *u)
+{
+	struct host *h = sched_host_get(d, u);
+	if (!h) {
+		fetch_fail(d, f, "internal", NULL, "out of memory");
+		return;
+	}
+	f->host = h;
+	f->t_admit_ns = d->now_ns;
+	list_add_tail(&h->queue, &f->queue_link);
+	h->queued++;
+	if (h->dns == H_NEW) {
+		h->dns = H_RESOLVING;
+		h->t_resolve_ns = d->now_ns;
+		dns_resolve(d, h); /* may complete at once and call sched_dns_done */
+		return;
+	}
+	if (h->dns == H_FAILED) {
+		sched_dns_done(d, h, h->dns_status, NULL, 0);
+		return;
+	}
+	sched_host_changed(d, h);
+}
+
+static void sched_unqueue(struct host *h, struct fetch *f)
+{
+	list_del(&f->queue_link);
+	h->queued--;
+}
+
+void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
+		    unsigned naddrs)
+{
+	double dns_ms = ns_to_ms(d->now_ns - h->t_resolve_ns);
+	if (naddrs > 0) {
+		h->dns = H_READY;
+		h->naddrs = (uint8_t)(naddrs > FETCHD_MAX_ADDRS ? FETCHD_MAX_ADDRS : naddrs);
+		memcpy(h->addrs, addrs, h->naddrs * sizeof(*addrs));
+		for (struct link *l = h->queue.next; l != &h->queue; l = l->next) {
+			struct fetch *f = list_entry(l, struct fetch, queue_link);
+			f->dns_ms = ns_to_ms(d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns
+											    : h->t_resolve_ns));
+		}
+		sched_host_changed(d, h);
+		return;
+	}
+	/* Every waiting fetch fails; the host is forgotten, so a later URL asks again. */
+	h->dns = H_FAILED;
+	h->dns_status = status;
+	struct link *l;
+	while ((l = list_pop(&h->queue))) {
+		struct fetch *f = list_entry(l, struct fetch, queue_link);
+		list_init(&f->queue_link);
+		h->queued--;
+		f->dns_ms = dns_ms;
+		f->host = NULL;
+		fetch_fail(d, f, "dns", NULL, "cannot resolve %s: %s", h->name, dns_strerror(status));
+	}
+	sched_host_changed(d, h);
+}
+
+void sched_requeue(struct fetchd *d, struct fetch *f)
+{
+	struct host *h = f->host;
+	fetch_set_state(f, F_QUEUED);
+	list_add_head(&h->queue, &f->queue_link);
+	h->queued++;
+	d->inflight--;
+	sched_host_changed(d, h);
+}
+
+void sched_cancel(struct fetchd *d, struct fetch *f)
+{
+	struct host *h = f->host;
+	if (f->state == F_QUEUED) {
+		if (h) {
+			sched_unqueue(h, f);
+			sched_host_changed(d, h);
+		}
+		return;
+	}
+	conn_detach_cancel(d, f);
+	d->inflight--;
+}
+
+/* Make a connection slot available for host h: true when one is free now. At the cap, the least
+ * recently used idle connection is closed; its slot frees when its last op completes. */
+static bool sched_conn_slot(struct fetchd *d, struct host *h)
+{
+	if (!list_empty(&h->idle) || d->nconns < d->conn_cap)
+		return true;
+	struct link *l = d->idle_lru.next;
+	if (l != &d->idle_lru)
+		conn_close(d, list_entry(l, struct conn, lru_link), "evicted for a new connection");
+	return false;
+}
+
+void sched_run(struct fetchd *d)
+{
+	while (d->inflight < d->conf.max_inflight && !d->stopping) {
+		struct link *l = d->ready.next;
+		if (l == &d->ready)
+			return;
+		struct host *h = list_entry(l, struct host, ready_link);
+		if (!sched_host_can_start(d, h)) {
+			list_del(l);
+			sched_host_changed(d, h);
+			continue;
+		}
+		if (!sched_conn_slot(d, h))
+			return; /* resumes when a slot frees */
+		list_del(l);
+		struct fetch *f = list_entry(h->queue.next, struct fetch, queue_link);
+		sched_unqueue(h, f);
+		d->inflight++;
+		f->t_start_ns = d->now_ns;
+		conn_start(d, f);
+		sched_host_changed(d, h); /* back to the tail: hosts take turns */
+	}
+}

@@ -1,0 +1,690 @@
+"""harness.py - what fetchd's integration tests (tests/integration/test_*.py) are built from.
+
+  * Suite: a tiny test runner. Each registered function is one test; it prints "ok NAME" or
+    "FAIL NAME: reason" plus the traceback, enforces a per-test timeout (SIGALRM, default 60 s), ends
+    with "N passed, N failed" as the last line of stdout and exits 1 when anything failed.
+  * Origin: a real nginx on 127.0.0.1 (free port, private temp dir, echo module, stub_status) serving
+    generated files whose sha256 the test knows.
+  * Hostile: tests/lib/hostile.py (the scripted misbehaving server) in a subprocess or in-process.
+  * Fetchd / fetchctl / submit / by_url: run build/fetchd (FETCHD_BIN overrides) and build/fetchctl
+    (FETCHCTL_BIN overrides) against a private control socket.
+  * free_port, sha256_hex, pattern_body/pattern_sha256 (hostile's bodies), wait_until.
+
+An integration test starts with:
+
+    import os, sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    from harness import Suite, Origin, Hostile, Fetchd, submit, by_url
+
+    suite = Suite(__file__)
+
+    @suite.test
+    def test_small_file():
+        with Origin() as o, Fetchd({"fetch": {"max_inflight": 16}}) as d:
+            rc, results, err = submit(d.sock, [o.url("/1k.html")])
+            assert rc == 0, err
+
+    if __name__ == "__main__":
+        suite.main()
+
+Every process started here is also stopped at interpreter exit, so a failing test leaves nothing behind.
+"""
+
+import atexit
+import ctypes
+import hashlib
+import http.client
+import json
+import os
+import random
+import resource
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+_LIB = os.path.dirname(os.path.abspath(__file__))
+if _LIB not in sys.path:
+    sys.path.insert(0, _LIB)
+import hostile  # noqa: E402  (needs the path above)
+
+REPO = os.path.dirname(os.path.dirname(_LIB))          # the repository root
+HOSTILE_PY = os.path.join(_LIB, "hostile.py")
+NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+
+pattern_body = hostile.pattern_body
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of data."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def pattern_sha256(n: int) -> str:
+    """sha256 of hostile's n-byte body (what /ok?len=n, /chunked?len=n, /eof?len=n... send)."""
+    return sha256_hex(hostile.pattern_body(n))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
+    """Poll pred() until it returns something truthy (returned); AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def _port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _pdeathsig():
+    """preexec_fn: the child gets SIGKILL if the test process dies (no orphans in CI)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+# Everything started here, stopped at exit in reverse order (each .stop() is idempotent).
+_LIVE = []
+
+
+def _stop_all():
+    for obj in reversed(list(_LIVE)):
+        try:
+            obj.stop()
+        except Exception:
+            pass
+
+
+atexit.register(_stop_all)
+
+
+def _kill_tree(proc: subprocess.Popen, sig=signal.SIGTERM, wait: float = 10.0):
+    """Signal proc, wait up to `wait` s, then SIGKILL it and any children it left. Returns its rc."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            try:
+                with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+                    kids = [int(p) for p in f.read().split()]
+            except OSError:
+                kids = []
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except OSError:
+                    pass
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def http_get(port: int, path: str, timeout: float = 10.0, host: str = "127.0.0.1"):
+    """One GET on a fresh connection: (status, headers dict with lower-case names, body bytes)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+# ---- test runner ---------------------------------------------------------------------------------
+
+class TestTimeout(BaseException):
+    """Raised in the test by SIGALRM. A BaseException so `except Exception` in a test cannot eat it."""
+
+
+class _Terminated(BaseException):
+    """Raised by SIGTERM (CI cancelling the run): stop running tests, clean up, print the summary."""
+
+
+def _on_term(signum, frame):
+    raise _Terminated("terminated by SIGTERM")
+
+
+class Suite:
+    """A list of test functions, run in order by run()/main().
+
+        suite = Suite("name")
+        @suite.test                  # or @suite.test(timeout=120)
+        def test_x(): ...
+        suite.main()                 # runs, prints the summary, exits 0/1
+
+    Command-line arguments to main() are substrings; only tests whose names contain one are run.
+    """
+
+    def __init__(self, name: str = "", timeout: float = 60.0):
+        self.name = os.path.basename(name) if name else ""
+        self.timeout = timeout
+        self.tests = []  # (name, function, timeout)
+
+    def test(self, fn=None, *, timeout=None, name=None):
+        """Decorator registering a test; usable bare or with timeout=/name= keywords."""
+        def register(f):
+            self.tests.append((name or f.__name__, f, timeout or self.timeout))
+            return f
+        return register(fn) if fn is not None else register
+
+    def run(self, only=()) -> int:
+        """Run the tests, print one line each and the summary last; returns the number failed."""
+        def on_alarm(signum, frame):
+            raise TestTimeout("test timed out")
+
+        old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+        old_term = signal.signal(signal.SIGTERM, _on_term)
+        passed = failed = 0
+        try:
+            for name, fn, limit in self.tests:
+                if only and not any(o in name for o in only):
+                    continue
+                t0 = time.monotonic()
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, limit)
+                    try:
+                        fn()
+                    finally:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                except (KeyboardInterrupt, _Terminated):
+                    failed += 1
+                    print("FAIL %s: interrupted" % name)
+                    raise
+                except TestTimeout:
+                    failed += 1
+                    print("FAIL %s: timed out after %gs" % (name, limit))
+                    traceback.print_exc(file=sys.stdout)
+                except BaseException as e:  # AssertionError, any error, even SystemExit
+                    failed += 1
+                    reason = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+                    print("FAIL %s: %s" % (name, reason.splitlines()[0] if reason else ""))
+                    traceback.print_exc(file=sys.stdout)
+                else:
+                    passed += 1
+                    print("ok %s (%.2fs)" % (name, time.monotonic() - t0))
+                sys.stdout.flush()
+        finally:
+            signal.signal(signal.SIGALRM, old_alarm)
+            signal.signal(signal.SIGTERM, old_term)
+            _stop_all()
+            sys.stderr.flush()
+            print("%d passed, %d failed" % (passed, failed))
+            sys.stdout.flush()
+        return failed
+
+    def main(self, argv=None):
+        """run() with sys.argv[1:] as the name filter, then exit 1 on any failure."""
+        argv = sys.argv[1:] if argv is None else argv
+        try:
+            failed = self.run(argv)
+        except _Terminated:
+            sys.exit(143)  # the summary (counting the interrupted test as failed) is already out
+        sys.exit(1 if failed else 0)
+
+
+# ---- nginx origin --------------------------------------------------------------------------------
+
+def _nginx_has(flag: str) -> bool:
+    """Is `flag` (e.g. "--with-http_stub_status_module") in nginx -V?"""
+    try:
+        out = subprocess.run([NGINX, "-V"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return False
+    return flag in (out.stdout + out.stderr)
+
+
+class Origin:
+    """A real nginx on 127.0.0.1:port serving generated files, in a private temp directory.
+
+    Files (path -> bytes in .files, hex sha256 in .sha256):
+      /1k.html (1024 bytes), /16k.html (16384), /1m.bin (1 MiB random), /empty.txt (0 bytes),
+      plus `extra_files` {"/name": bytes}.
+    Locations: /delay (echo_sleep 0.1; "delayed\\n"), /slow (echo_sleep 1.0; "slow\\n"),
+      /_status (stub_status, when compiled in), plus `extra_conf` text placed in the server block.
+    """
+
+    def __init__(self, extra_files=None, extra_conf: str = "", start: bool = True):
+        self.dir = tempfile.mkdtemp(prefix="fetchd-origin-")
+        self.root = os.path.join(self.dir, "www")
+        self.port = 0
+        self.proc = None
+        self.extra_conf = extra_conf
+        self.has_stub_status = _nginx_has("--with-http_stub_status_module")
+        rnd = random.Random(20240611)
+        html = (b"<!doctype html>\n<html><head><title>fetchd test</title></head><body>\n" +
+                b"<p>lorem ipsum dolor sit amet</p>\n" * 600)
+        self.files = {
+            "/1k.html": html[:1024 - 15] + b"</body></html>\n",
+            "/16k.html": html[:16384 - 15] + b"</body></html>\n",
+            "/1m.bin": rnd.randbytes(1 << 20),
+            "/empty.txt": b"",
+        }
+        self.files.update(extra_files or {})
+        self.sha256 = {p: sha256_hex(b) for p, b in self.files.items()}
+        for p, b in self.files.items():
+            full = os.path.join(self.root, p.lstrip("/"))
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "wb") as f:
+                f.write(b)
+        for sub in ("tmp", "logs"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        self.error_log = os.path.join(self.dir, "logs", "error.log")
+        _LIVE.append(self)
+        if start:
+            self.start()
+
+    def _conf(self) -> str:
+        d = self.dir
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        nofile = min(hard if hard != resource.RLIM_INFINITY else 65536, 65536)
+        wconn = max(1024, min(16384, nofile - 64))
+        lines = [
+            "# generated by tests/lib/harness.py",
+            "load_module %s;" % ECHO_MODULE,
+            "worker_processes 1;",
+            "daemon off;",
+            "master_process on;",
+            "pid %s/nginx.pid;" % d,
+            "error_log %s warn;" % self.error_log,
+            "worker_rlimit_nofile %d;" % nofile,
+        ]
+        if os.geteuid() == 0:
+            # As root the worker would otherwise switch to "nobody", which cannot read the 0700 temp
+            # dir (every request: 403). As non-root the directive is ignored, so only emit it as root.
+            lines.append("user root root;")
+        lines += [
+            "events { worker_connections %d; }" % wconn,
+            "http {",
+            "  access_log off;",
+            "  default_type application/octet-stream;",
+            "  types { text/html html; text/plain txt; application/octet-stream bin; }",
+            "  client_body_temp_path %s/tmp/body;" % d,
+            "  proxy_temp_path %s/tmp/proxy;" % d,
+            "  fastcgi_temp_path %s/tmp/fastcgi;" % d,
+            "  uwsgi_temp_path %s/tmp/uwsgi;" % d,
+            "  scgi_temp_path %s/tmp/scgi;" % d,
+            "  keepalive_requests 100000;",
+            "  keepalive_timeout 65s;",
+            "  sendfile on;",
+            "  server {",
+            "    listen 127.0.0.1:%d backlog=4096;" % self.port,
+            "    server_name localhost;",
+            "    root %s;" % self.root,
+            "    location = /delay { echo_sleep 0.1; echo \"delayed\"; }",
+            "    location = /slow { echo_sleep 1.0; echo \"slow\"; }",
+        ]
+        if self.has_stub_status:
+            lines.append("    location = /_status { stub_status; }")
+        if self.extra_conf:
+            lines.append(self.extra_conf)
+        lines += ["  }", "}", ""]
+        return "\n".join(lines)
+
+    def start(self):
+        """Start nginx on a free port and wait until it accepts connections (5 s)."""
+        last = ""
+        for _attempt in range(5):  # another process may grab the free port first: retry
+            self.port = free_port()
+            conf = os.path.join(self.dir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(self._conf())
+            open(self.error_log, "w").close()
+            self.proc = subprocess.Popen(
+                [NGINX, "-p", self.dir + "/", "-c", conf, "-e", self.error_log],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=_pdeathsig)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if _port_answers(self.port):
+                    return self
+                time.sleep(0.02)
+            _kill_tree(self.proc)
+            last = self.log_text()
+            if "in use" not in last:
+                break
+        raise RuntimeError("nginx did not start; error.log:\n" + last)
+
+    def stop(self):
+        """Stop nginx (SIGTERM, then SIGKILL) and remove the temp dir."""
+        if self.proc is not None:
+            _kill_tree(self.proc, signal.SIGTERM, 10)
+            self.proc = None
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        """http://host:port/path for this origin."""
+        return "http://%s:%d%s" % (host, self.port, path)
+
+    def log_text(self) -> str:
+        """nginx's error log so far."""
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stub_status(self) -> dict:
+        """nginx stub_status as a dict: active, accepts, handled, requests, reading, writing, waiting.
+        The numbers include the connection used to ask (1 active/writing, 1 accept, 1 request)."""
+        if not self.has_stub_status:
+            raise RuntimeError("nginx has no stub_status module")
+        status, _, body = http_get(self.port, "/_status")
+        assert status == 200, "stub_status answered %d" % status
+        nums = [int(t) for t in body.decode().replace(":", " ").split() if t.isdigit()]
+        keys = ("active", "accepts", "handled", "requests", "reading", "writing", "waiting")
+        return dict(zip(keys, nums))
+
+    def active_connections(self) -> int:
+        """Client connections open on nginx now, not counting the one used to ask."""
+        return self.stub_status()["active"] - 1
+
+
+# ---- hostile server -------------------------------------------------------------------------------
+
+class Hostile:
+    """tests/lib/hostile.py running for a test: a subprocess (default) or a thread in this process.
+
+    .port, .url(path), .stats() (dict, see hostile.py), .reset(), .stop(); context manager.
+    """
+
+    def __init__(self, inprocess: bool = False):
+        self.proc = None
+        self.server = None
+        self.dir = None
+        if inprocess:
+            self.server = hostile.HostileServer()
+            self.port = self.server.start()
+        else:
+            self.dir = tempfile.mkdtemp(prefix="fetchd-hostile-")
+            self.stderr_path = os.path.join(self.dir, "stderr.log")
+            with open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(
+                    [sys.executable, HOSTILE_PY, "--port", "0"], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=err, preexec_fn=_pdeathsig)
+            ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+            line = self.proc.stdout.readline().decode() if ready else ""
+            self.proc.stdout.close()  # it prints nothing after the PORT line
+            if not line.startswith("PORT "):
+                _kill_tree(self.proc)
+                raise RuntimeError("hostile.py did not start: %r %s" % (line, self._stderr()))
+            self.port = int(line.split()[1])
+        _LIVE.append(self)
+
+    def _stderr(self) -> str:
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except (OSError, AttributeError):
+            return ""
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        """http://host:port/path for this server."""
+        return "http://%s:%d%s" % (host, self.port, path)
+
+    def stats(self) -> dict:
+        """{"connections", "open", "max_open", "requests", "raw_open", "by_path"}."""
+        if self.server:
+            return self.server.stats()
+        status, _, body = http_get(self.port, "/_stats")
+        assert status == 200, "/_stats answered %d" % status
+        return json.loads(body)
+
+    def reset(self):
+        """Zero connections/requests/by_path; max_open restarts from what is open now."""
+        if self.server:
+            self.server.reset()
+        else:
+            http_get(self.port, "/_reset")
+
+    def stop(self):
+        if self.server:
+            self.server.stop()
+            self.server = None
+        if self.proc:
+            _kill_tree(self.proc, signal.SIGTERM, 5)
+            self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+# ---- fetchd and fetchctl --------------------------------------------------------------------------
+
+def _bin(env: str, name: str) -> str:
+    return os.environ.get(env) or os.path.join(REPO, "build", name)
+
+
+def write_conf(path: str, conf) -> None:
+    """Write an INI file: conf is {section: {key: value}} (values str()'d, True/False -> true/false,
+    lists joined with ", "), raw text, or None (an empty file)."""
+    if conf is None:
+        text = ""
+    elif isinstance(conf, str):
+        text = conf
+    else:
+        out = []
+        for section, keys in conf.items():
+            out.append("[%s]" % section)
+            for k, v in keys.items():
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                elif isinstance(v, (list, tuple)):
+                    v = ", ".join(str(x) for x in v)
+                out.append("%s = %s" % (k, v))
+            out.append("")
+        text = "\n".join(out)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class FetchdStartError(AssertionError):
+    """fetchd exited or never opened its socket; .rc (None if still running) and .log."""
+
+    def __init__(self, msg, rc, log):
+        super().__init__("%s (exit %s); log:\n%s" % (msg, rc, log[-4000:]))
+        self.rc, self.log = rc, log
+
+
+class Fetchd:
+    """build/fetchd -c CONF -s SOCK running in a private temp dir.
+
+    conf: {section: {key: value}}, raw INI text, or None (empty file). extra_args go after -s SOCK.
+    FETCHD_BIN overrides the binary; FETCHD_WRAP (e.g. "valgrind -q --error-exitcode=99") prefixes it.
+    With wait=True the constructor returns once the socket accepts a connection (timeout s), raising
+    FetchdStartError if the daemon exits first or takes longer.
+    .pid, .sock, .conf_path, .log_path, .log_text(), .fd_count(), .rss_kb(), .alive(), .wait_exit(),
+    .signal(sig), .stop() -> exit code. Context manager (stop + remove the temp dir).
+    """
+
+    def __init__(self, conf=None, extra_args=(), wait: bool = True, timeout: float = 5.0, env=None):
+        self.dir = tempfile.mkdtemp(prefix="fetchd-test-")
+        self.sock = os.path.join(self.dir, "ctl.sock")
+        self.conf_path = os.path.join(self.dir, "fetchd.conf")
+        self.log_path = os.path.join(self.dir, "fetchd.log")
+        self.rc = None
+        write_conf(self.conf_path, conf)
+        argv = shlex.split(os.environ.get("FETCHD_WRAP", ""))
+        argv += [_bin("FETCHD_BIN", "fetchd"), "-c", self.conf_path, "-s", self.sock]
+        argv += [str(a) for a in extra_args]
+        self.argv = argv
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         cwd=self.dir, env=full_env, preexec_fn=_pdeathsig)
+        self.pid = self.proc.pid
+        _LIVE.append(self)
+        if wait:
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.stop()  # the exception carries the log; leave nothing behind
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise
+
+    def wait_ready(self, timeout: float = 5.0):
+        """Wait until the control socket exists and accepts a connection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise FetchdStartError("fetchd exited before it was ready", self.proc.returncode,
+                                       self.log_text())
+            if os.path.exists(self.sock):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(self.sock)
+                    return self
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+            if time.monotonic() >= deadline:
+                raise FetchdStartError("fetchd not ready after %.1fs" % timeout, None,
+                                       self.log_text())
+            time.sleep(0.01)
+
+    def log_text(self) -> str:
+        """Everything fetchd wrote to stderr/stdout so far."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def fd_count(self) -> int:
+        """Open file descriptors of the daemon."""
+        return len(os.listdir("/proc/%d/fd" % self.pid))
+
+    def rss_kb(self) -> int:
+        """Resident set size in KiB (VmRSS)."""
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for pid %d" % self.pid)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = 10.0):
+        """Wait for the daemon to exit by itself; its exit code (negative: killed by that signal)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("fetchd still running after %.1fs" % timeout)
+
+    def stop(self, timeout: float = 10.0):
+        """SIGTERM, wait up to timeout, then SIGKILL. Returns the exit code (-9 if it was killed)."""
+        if self.rc is None:
+            self.rc = _kill_tree(self.proc, signal.SIGTERM, timeout)
+        if self in _LIVE:
+            _LIVE.remove(self)
+        return self.rc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        if exc_type is not None:  # show what the daemon said, to explain the failure
+            lines = self.log_text().splitlines()[-40:]
+            print("--- fetchd log (last %d lines) ---" % len(lines))
+            print("\n".join(lines))
+            print("--- end of fetchd log ---")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+def fetchctl(sock: str, args, input_text=None, timeout: float = 60):
+    """Run fetchctl -s SOCK ARGS... (FETCHCTL_BIN overrides build/fetchctl); args is a list or a
+    shell-like string. Returns (exit code, stdout text, stderr text); AssertionError on timeout."""
+    if isinstance(args, str):
+        args = shlex.split(args)
+    argv = [_bin("FETCHCTL_BIN", "fetchctl"), "-s", sock] + [str(a) for a in args]
+    try:
+        p = subprocess.run(argv, input=input_text, capture_output=True, text=True, timeout=timeout,
+                           errors="replace")
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("fetchctl %s timed out after %ss; stderr: %s"
+                             % (" ".join(argv[1:]), timeout, e.stderr))
+    return p.returncode, p.stdout, p.stderr
+
+
+def parse_jsonl(text: str) -> list:
+    """JSON Lines -> list of objects (blank lines skipped); AssertionError naming a bad line."""
+    out = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            raise AssertionError("line %d of fetchctl output is not JSON (%s): %r" % (i, e, line[:200]))
+    return out
+
+
+def submit(sock: str, urls, timeout: float = 60, extra_args=()):
+    """Write urls (one a line) to a temp file, run `fetchctl -s SOCK submit [extra_args] FILE`.
+    Returns (exit code, results parsed from stdout as JSON Lines, stderr text)."""
+    fd, path = tempfile.mkstemp(prefix="fetchd-urls-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(u + "\n" for u in urls))
+        rc, out, err = fetchctl(sock, ["submit"] + list(extra_args) + [path], timeout=timeout)
+    finally:
+        os.unlink(path)
+    return rc, parse_jsonl(out), err
+
+
+def by_url(results) -> dict:
+    """{result["url"]: result} (a repeated URL keeps its last result)."""
+    return {r["url"]: r for r in results}
