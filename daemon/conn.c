@@ -313,7 +313,7 @@ void conn_start(struct fetchd *d, struct fetch *f)
 	f->conn = c;
 	int err = conn_connect(d, c);
 	if (err < 0) {
-		fetch_fail(d, f, "connect", "connect", "cannot create a socket: %s", strerror(-err));
+		fetch_fail(d, f, "connect", NULL, "cannot create a socket: %s", strerror(-err));
 		conn_close(d, c, "socket failed");
 		return;
 	}
@@ -387,6 +387,8 @@ static void conn_on_connect(struct fetchd *d, struct conn *c, int res)
 
 static void conn_on_send(struct fetchd *d, struct conn *c, int res)
 {
+	if (!c->fetch)
+		return; /* the exchange already ended (an early response or an error); c is closing */
 	if (res <= 0) {
 		if (conn_retry_stale(d, c))
 			return;
@@ -407,6 +409,14 @@ static void conn_on_send(struct fetchd *d, struct conn *c, int res)
 static const char *conn_parse_class(int err)
 {
 	return err == HTTP1_E_HEADER_TOO_LARGE ? "too_large" : "protocol";
+}
+
+/* After a response that ended exactly where a full receive buffer ended, more bytes may already wait
+ * in the socket (junk after the response): look without taking them. Shorter reads drained the socket. */
+static bool conn_more_waiting(const struct conn *c, size_t read_len)
+{
+	char b;
+	return read_len >= RING_RECV_BUF_BYTES && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 /* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
@@ -444,7 +454,9 @@ static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, siz
 			}
 			tls_sha256_update(&c->sha, ev.data, ev.len);
 		} else if (ev.type == HTTP1_EV_DONE) {
-			bool reusable = c->parser.keep_alive && off == len;
+			/* Reuse needs a framed response, no byte after it, and our request fully sent. */
+			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len &&
+					!conn_more_waiting(c, len);
 			fetch_succeed(d, f, c);
 			conn_release(d, c, reusable);
 			return false;
@@ -499,6 +511,8 @@ static void conn_on_recv(struct fetchd *d, struct conn *c, const struct ring_cqe
 		conn_on_eof(d, c);
 	} else if (c->state == C_IDLE) {
 		conn_close(d, c, "unexpected bytes on an idle connection");
+	} else if (c->reused && !c->got_bytes && c->req_sent < c->req_len && conn_retry_stale(d, c)) {
+		/* bytes before our request even left: junk the server sent after the previous response */
 	} else {
 		if (!c->got_bytes)
 			c->t_first_byte_ns = d->now_ns;
@@ -564,6 +578,12 @@ void conn_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen, int64_t deadlin
 	}
 	if (c->state == C_IDLE) {
 		conn_close(d, c, "keep-alive idle time over");
+		return;
+	}
+	if (!strcmp(phase, "connect") && c->addr_idx + 1 < c->host->naddrs) {
+		/* Give up on this address: the cancelled connect completes and moves to the next one. */
+		ring_cancel_fd(&d->ring, c->fd, conn_ud(c, OP_CONN_CANCEL));
+		c->ops++;
 		return;
 	}
 	const struct conf *cf = &d->conf;

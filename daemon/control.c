@@ -69,8 +69,13 @@ int control_listen(struct fetchd *d, char *err, size_t errlen)
 		return -1;
 	}
 	close(fd);
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket: not removing it", path);
+		return -1;
+	}
+	unlink(path); /* a stale socket left by a fetchd that did not stop cleanly */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	unlink(path);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0660) < 0 ||
 	    listen(fd, 256) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
@@ -140,14 +145,14 @@ void control_fetch_done(struct fetchd *d, struct fetch *f)
 
 /* A result for a line that never became a fetch (bad URL). */
 static void client_reject_line(struct fetchd *d, struct client *c, const char *line, size_t len,
-			       const char *fmt, const char *arg)
+			       const char *cls, const char *fmt, const char *arg)
 {
 	struct result r;
 	memset(&r, 0, sizeof(r));
 	r.url = line;
 	r.url_len = len;
 	r.status = -1;
-	r.err_class = "url";
+	r.err_class = cls;
 	r.attempts = 0;
 	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);
 	d->stats.fetches_failed++;
@@ -160,18 +165,18 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 	if (len > d->conf.max_url_bytes) {
 		char lim[32];
 		snprintf(lim, sizeof(lim), "%u", d->conf.max_url_bytes);
-		client_reject_line(d, c, line, d->conf.max_url_bytes, "URL longer than max_url_bytes (%s)", lim);
+		client_reject_line(d, c, line, d->conf.max_url_bytes, "url", "URL longer than max_url_bytes (%s)", lim);
 		return;
 	}
 	struct url u;
 	const char *reason = "invalid URL";
 	if (url_parse(line, len, 0, &u, &reason) < 0) {
-		client_reject_line(d, c, line, len, "%s", reason);
+		client_reject_line(d, c, line, len, "url", "%s", reason);
 		return;
 	}
 	struct fetch *f = calloc(1, sizeof(*f) + len + 1);
 	if (!f) {
-		client_reject_line(d, c, line, len, "%s", "out of memory");
+		client_reject_line(d, c, line, len, "internal", "%s", "out of memory");
 		return;
 	}
 	memcpy(f->url, line, len);
@@ -339,6 +344,7 @@ static void client_cancel_fetches(struct fetchd *d, struct client *c)
 		struct fetch *f = list_entry(l, struct fetch, client_link);
 		list_init(&f->client_link);
 		sched_cancel(d, f);
+		c->cancelled++;
 		c->admitted--;
 		c->admitted_bytes -= f->url_len;
 		free(f);
@@ -349,7 +355,6 @@ static void client_close(struct fetchd *d, struct client *c, const char *reason)
 {
 	if (c->state != CL_OPEN)
 		return;
-	uint32_t cancelled = c->admitted;
 	client_cancel_fetches(d, c);
 	if (c->dirty) {
 		list_del(&c->dirty_link);
@@ -358,7 +363,7 @@ static void client_close(struct fetchd *d, struct client *c, const char *reason)
 	c->state = CL_CLOSING;
 	c->close_reason = reason;
 	log_info("client %u closed: %s urls=%llu results=%llu cancelled=%u", c->id, reason,
-		 (unsigned long long)c->urls, (unsigned long long)c->results, cancelled);
+		 (unsigned long long)c->urls, (unsigned long long)c->results, c->cancelled);
 	if (c->ops == 0) {
 		client_free(d, c);
 		return;
@@ -409,8 +414,8 @@ static void client_flush(struct fetchd *d, struct client *c)
 
 static void client_check_done(struct fetchd *d, struct client *c)
 {
-	if (!c->end_seen || c->done_queued || c->admitted || c->urls_end || c->in_off < c->in.len)
-		return;
+	if (!c->end_seen || c->done_queued || c->admitted || c->urls_end)
+		return; /* anything a client sends after END is ignored */
 	char msg[64];
 	int n = snprintf(msg, sizeof(msg), "{\"results\":%llu}", (unsigned long long)c->results);
 	client_frame(c, FETCHD_FR_DONE, msg, (size_t)n);
@@ -488,7 +493,9 @@ static void client_on_recv(struct fetchd *d, struct client *c, int res)
 		client_close(d, c, res == 0 ? "client went away" : strerror(-res));
 		return;
 	}
+	ring_mark_written(c->in.p + c->in.len, (size_t)res);
 	c->in.len += (size_t)res;
+	log_debug("client %u: received %d bytes (buffered %zu)", c->id, res, c->in.len - c->in_off);
 	client_mark_dirty(d, c);
 }
 

@@ -55,7 +55,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 	unsigned sq = engine_pow2(c->max_inflight + c->max_clients + 64);
 	if (sq > 4096)
 		sq = 4096;
-	int rc = ring_init(&d->ring, sq, 1024, 16384);
+	int rc = ring_init(&d->ring, sq, RING_RECV_BUFS, RING_RECV_BUF_BYTES);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", ring_strerror(rc));
 		return -1;
@@ -83,6 +83,7 @@ static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
 {
 	d->signal_armed = false;
 	if (cqe->res == (int)sizeof(struct signalfd_siginfo)) {
+		ring_mark_written(d->siginfo, sizeof(struct signalfd_siginfo));
 		const struct signalfd_siginfo *si = (const void *)d->siginfo;
 		if (si->ssi_signo == SIGHUP) {
 			log_warn("SIGHUP: reload is not supported yet; keeping the running configuration");
@@ -185,8 +186,12 @@ int fetchd_run(struct fetchd *d)
 		} while (n == FETCHD_REAP_BATCH);
 		engine_timers(d);
 		conn_retry_nobufs(d);
-		sched_run(d);
-		control_service(d);
+		/* Admitting URLs, starting fetches and finishing fetches feed each other (a start can fail
+		 * at once and free window): go round until no client has anything left to do. */
+		do {
+			control_service(d);
+			sched_run(d);
+		} while (!list_empty(&d->dirty));
 	}
 	if (d->nclients || d->nconns)
 		log_warn("stopped with work still draining: clients=%u conns=%u", d->nclients, d->nconns);

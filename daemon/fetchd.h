@@ -25,6 +25,8 @@
 
 #define FETCHD_MAX_ADDRS 8
 #define FETCHD_REAP_BATCH 256
+#define RING_RECV_BUFS 1024        /* provided receive buffers: held only while a completion is handled */
+#define RING_RECV_BUF_BYTES 16384
 
 /* user_data ops (and timer key kinds). */
 enum op {
@@ -148,6 +150,7 @@ struct client {
 	uint64_t admitted_bytes;
 	uint64_t urls;           /* lines received */
 	uint64_t results;        /* results produced */
+	uint32_t cancelled;      /* fetches dropped because the client went away or failed */
 	struct link dirty_link;
 	const char *close_reason;
 };

@@ -64,8 +64,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fetchd: %s\n", err);
 		return 1;
 	}
-	if (!sock)
+	if (!sock || !*sock)
 		sock = getenv("FETCHD_SOCKET");
+	if (sock && !*sock)
+		sock = NULL; /* an empty $FETCHD_SOCKET means unset, as fetchctl reads it */
 	if (sock && conf_set(&conf, "control", "socket", sock, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fetchd: socket path: %s\n", err);
 		return 1;

@@ -179,18 +179,22 @@ static void sched_unqueue(struct host *h, struct fetch *f)
 	h->queued--;
 }
 
+/* How long f waited for h's lookup: from the later of its admission and the lookup's start. */
+static double sched_waited_ms(const struct fetchd *d, const struct host *h, const struct fetch *f)
+{
+	return ns_to_ms(d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns : h->t_resolve_ns));
+}
+
 void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
 		    unsigned naddrs)
 {
-	double dns_ms = ns_to_ms(d->now_ns - h->t_resolve_ns);
 	if (naddrs > 0) {
 		h->dns = H_READY;
 		h->naddrs = (uint8_t)(naddrs > FETCHD_MAX_ADDRS ? FETCHD_MAX_ADDRS : naddrs);
 		memcpy(h->addrs, addrs, h->naddrs * sizeof(*addrs));
 		for (struct link *l = h->queue.next; l != &h->queue; l = l->next) {
 			struct fetch *f = list_entry(l, struct fetch, queue_link);
-			f->dns_ms = ns_to_ms(d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns
-											    : h->t_resolve_ns));
+			f->dns_ms = sched_waited_ms(d, h, f);
 		}
 		sched_host_changed(d, h);
 		return;
@@ -203,7 +207,7 @@ void sched_dns_done(struct fetchd *d, struct host *h, int status, const union so
 		struct fetch *f = list_entry(l, struct fetch, queue_link);
 		list_init(&f->queue_link);
 		h->queued--;
-		f->dns_ms = dns_ms;
+		f->dns_ms = sched_waited_ms(d, h, f);
 		f->host = NULL;
 		fetch_fail(d, f, "dns", NULL, "cannot resolve %s: %s", h->name, dns_strerror(status));
 	}

@@ -10,6 +10,13 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define RING_HAVE_VALGRIND 1
+#endif
+#endif
+
 #define RING_BGID 1
 
 enum ring_kind {
@@ -287,12 +294,24 @@ void ring_cancel_fd(struct ring *r, int fd, uint64_t ud)
 	ring_push(r, &op);
 }
 
+void ring_mark_written(const void *p, size_t n)
+{
+#ifdef RING_HAVE_VALGRIND
+	VALGRIND_MAKE_MEM_DEFINED(p, n);
+#else
+	(void)p, (void)n;
+#endif
+}
+
 uint8_t *ring_buf_get(struct ring *r, const struct ring_cqe *c, uint16_t *bid)
 {
 	assert(ring_cqe_has_buf(c));
 	*bid = (uint16_t)(c->flags >> IORING_CQE_BUFFER_SHIFT);
 	assert(*bid < r->buf_count);
-	return r->bufs + (size_t)*bid * r->buf_size;
+	uint8_t *p = r->bufs + (size_t)*bid * r->buf_size;
+	if (c->res > 0)
+		ring_mark_written(p, (size_t)c->res);
+	return p;
 }
 
 void ring_buf_put(struct ring *r, uint16_t bid)

@@ -71,6 +71,9 @@ void ring_poll(struct ring *r, int fd, uint32_t poll_mask, uint64_t ud);
 void ring_poll_remove(struct ring *r, uint64_t target_ud, uint64_t ud);
 void ring_cancel_fd(struct ring *r, int fd, uint64_t ud); /* cancels every op on fd */
 
+/* Tell memory checkers that the kernel wrote n bytes at p (valgrind cannot see io_uring's writes). */
+void ring_mark_written(const void *p, size_t n);
+
 /* A completion that carries a provided buffer: its data and id; give it back with ring_buf_put. */
 static inline int ring_cqe_has_buf(const struct ring_cqe *c) { return (c->flags & IORING_CQE_F_BUFFER) != 0; }
 uint8_t *ring_buf_get(struct ring *r, const struct ring_cqe *c, uint16_t *bid);

@@ -182,9 +182,9 @@ static void tally(struct counts *n, const char *line, size_t len)
 	n->results++;
 	const char *st = memmem(line, len, "\"status\":", 9);
 	const char *er = memmem(line, len, "\"error\":", 8);
-	if (st && st[9] >= '0' && st[9] <= '9')
+	if (st && st + 9 < line + len && st[9] >= '0' && st[9] <= '9')
 		count_status(n, atoi(st + 9));
-	if (er && strncmp(er + 8, "null", 4) != 0) {
+	if (er && (er + 12 > line + len || strncmp(er + 8, "null", 4) != 0)) {
 		n->failed++;
 		const char *c = memmem(er, len - (size_t)(er - line), "\"class\":\"", 9);
 		const char *e = c ? memchr(c + 9, '"', len - (size_t)(c + 9 - line)) : NULL;
@@ -216,6 +216,8 @@ static void on_frame(struct session *s, uint8_t type, const uint8_t *p, uint32_t
 		break;
 	case FETCHD_FR_RESULTS:
 		on_results(s, p, len);
+		if (fflush(stdout) != 0) /* results stream: a reader sees each frame's lines as they come */
+			die(1, "writing results: %s", strerror(errno));
 		break;
 	case FETCHD_FR_DONE:
 		s->done = true;

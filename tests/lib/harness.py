@@ -549,7 +549,7 @@ class Fetchd:
         self.log_path = os.path.join(self.dir, "fetchd.log")
         self.rc = None
         write_conf(self.conf_path, conf)
-        argv = shlex.split(os.environ.get("FETCHD_WRAP", ""))
+        argv = shlex.split((env or {}).get("FETCHD_WRAP", os.environ.get("FETCHD_WRAP", "")))
         argv += [_bin("FETCHD_BIN", "fetchd"), "-c", self.conf_path, "-s", self.sock]
         argv += [str(a) for a in extra_args]
         self.argv = argv
