@@ -47,7 +47,7 @@ check: deps-check
 
 demo: deps-check
 	@$(MAKE) --no-print-directory all
-	@tools/demo.sh
+	@python3 tools/demo.py
 
 clean:
 	rm -rf $(B)

@@ -4,7 +4,7 @@
 #   ensure:  install only when something is missing (root), else say what to install and fail.
 set -eu
 BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev zlib1g-dev"
-TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base openssl curl procps"
+TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind"
 PKGS="$BUILD $TEST"
 
 missing() {
