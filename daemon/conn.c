@@ -55,7 +55,7 @@ static void conn_free(struct fetchd *d, struct conn *c)
 {
 	assert(c->ops == 0 && c->fetch == NULL);
 	if (c->fd >= 0)
-		close(c->fd);
+		ring_close(&d->ring, c->fd, ring_ud(OP_CLOSE, 0, 0));
 	c->fd = -1;
 	log_debug("conn %u: freed (%s) after %u requests", c->idx, c->close_reason, c->requests);
 	conn_set_state(c, C_FREE);

@@ -126,6 +126,10 @@ static void engine_dispatch(struct fetchd *d, const struct ring_cqe *cqe)
 	case OP_SIGNAL:
 		engine_on_signal(d, cqe);
 		break;
+	case OP_CLOSE:
+		if (cqe->res < 0)
+			log_warn("close: %s", strerror(-cqe->res));
+		break;
 	default:
 		log_error("completion with unknown op %u (user_data %#llx): dropped",
 			  ring_ud_op(cqe->user_data), (unsigned long long)cqe->user_data);

@@ -43,6 +43,7 @@ enum op {
 	OP_CONN_CANCEL,
 	OP_DNS_POLL,
 	OP_DNS_REMOVE,
+	OP_CLOSE,       /* a connection's socket closed through the ring; nothing waits for it */
 	TK_CONN,
 	TK_DNS,
 	TK_STOP,

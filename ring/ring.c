@@ -29,7 +29,10 @@ enum ring_kind {
 	RK_POLL,
 	RK_POLL_REMOVE,
 	RK_CANCEL_FD,
+	RK_CLOSE,
 };
+
+static void ring_fifo_flush(struct ring *r);
 
 int64_t ring_now_ns(void)
 {
@@ -116,6 +119,8 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned buf_count, unsigned 
 
 void ring_fini(struct ring *r)
 {
+	ring_fifo_flush(r);
+	io_uring_submit(&r->uring); /* queued closes still happen */
 	io_uring_queue_exit(&r->uring);
 	if (r->br)
 		munmap(r->br, r->buf_count * sizeof(struct io_uring_buf));
@@ -183,6 +188,9 @@ static void ring_prep(struct io_uring_sqe *sqe, const struct ring_op *op)
 		break;
 	case RK_CANCEL_FD:
 		io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+		break;
+	case RK_CLOSE:
+		io_uring_prep_close(sqe, op->fd);
 		break;
 	default:
 		assert(!"unknown ring op kind");
@@ -301,6 +309,12 @@ void ring_mark_written(const void *p, size_t n)
 #else
 	(void)p, (void)n;
 #endif
+}
+
+void ring_close(struct ring *r, int fd, uint64_t ud)
+{
+	struct ring_op op = { .kind = RK_CLOSE, .fd = fd, .user_data = ud };
+	ring_push(r, &op);
 }
 
 uint8_t *ring_buf_get(struct ring *r, const struct ring_cqe *c, uint16_t *bid)

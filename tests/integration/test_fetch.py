@@ -352,6 +352,25 @@ def runs_on_built_in_defaults_without_a_file():
 
 
 @suite.test
+def io_uring_unavailable_is_a_clear_error_not_a_crash():
+    knob = "/proc/sys/kernel/io_uring_disabled"
+    if os.geteuid() != 0 or not os.access(knob, os.W_OK):
+        return  # cannot switch io_uring off here without root
+    with open(knob) as f:
+        old = f.read().strip()
+    try:
+        with open(knob, "w") as f:
+            f.write("2")
+        p = subprocess.run([FETCHD, "-s", os.path.join(tempfile.mkdtemp(), "f.sock")], capture_output=True,
+                           text=True, timeout=10)
+    finally:
+        with open(knob, "w") as f:
+            f.write(old)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "io_uring is not permitted (EPERM)" in p.stderr and "io_uring_disabled" in p.stderr, p.stderr
+
+
+@suite.test
 def second_daemon_on_the_same_socket_refuses_to_start():
     with Fetchd() as d:
         p = subprocess.run([FETCHD, "-s", d.sock], capture_output=True, text=True, timeout=10)
