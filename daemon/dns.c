@@ -29,7 +29,6 @@ struct dns {
 	struct dns_sock socks[DNS_MAX_SOCKS];
 	int64_t timer_at_ns;
 	uint32_t pending;
-	struct fetchd *d;
 };
 
 static uint64_t dns_ud(const struct dns *dn, uint32_t i, uint8_t op)
@@ -104,7 +103,6 @@ int dns_init(struct fetchd *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	dn->d = d;
 	d->dns = dn;
 	struct ares_options o;
 	memset(&o, 0, sizeof(o));
@@ -167,7 +165,6 @@ const char *dns_strerror(int status)
 }
 
 struct dns_query {
-	struct fetchd *d;
 	struct host *h;
 };
 
