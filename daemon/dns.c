@@ -165,6 +165,7 @@ const char *dns_strerror(int status)
 }
 
 struct dns_query {
+	struct fetchd *d;
 	struct host *h;
 };
 
