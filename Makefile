@@ -6,8 +6,14 @@ VERSION := 0.1.0
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wpointer-arith -Wno-unused-parameter -D_GNU_SOURCE -DFETCHD_VERSION=\"$(VERSION)\" -I. -MMD -MP
-LDLIBS_D = -luring -linih -lcares -lmbedcrypto
-B       := build
+TLS_LIBS_mbedtls = -lmbedcrypto
+TLS_LIBS_openssl = -lcrypto
+ifeq ($(TLS_LIBS_$(TLS)),)
+$(error TLS must be mbedtls or openssl, not '$(TLS)')
+endif
+LDLIBS_D = -luring -linih -lcares $(TLS_LIBS_$(TLS))
+# Each TLS backend builds into its own tree, so switching never mixes objects.
+B       := build$(if $(filter-out mbedtls,$(TLS)),-$(TLS))
 
 LIB_SRC := $(wildcard ring/*.c conf/*.c) tls/$(TLS).c $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -41,6 +47,10 @@ deps-check:
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
+# The suites run the binaries of this build (TLS=openssl tests build-openssl/).
+export FETCHD_BIN   = $(abspath $(B)/fetchd)
+export FETCHCTL_BIN = $(abspath $(B)/fetchctl)
+
 check: deps-check
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@tests/run-all.sh $(UNIT_BIN)
@@ -49,8 +59,13 @@ demo: deps-check
 	@$(MAKE) --no-print-directory all
 	@python3 tools/demo.py
 
-clean:
-	rm -rf $(B)
+# Not part of check: minutes long, and its figures are only meaningful on a quiet machine.
+bench: all
+	@tools/deps.sh ensure-bench
+	@python3 tools/bench/bench.py $(BENCH_ARGS)
 
-.PHONY: all deps deps-check unit check demo clean
+clean:
+	rm -rf build build-*
+
+.PHONY: all deps deps-check unit check demo bench clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -148,6 +148,25 @@ static void conn_fmt_addr(const union sockaddr_any *a, char *out, size_t cap)
 	}
 }
 
+/* c->ip: the address as text, once per connect (inet_ntop's sprintf is slow for IPv4). */
+static void conn_set_ip(struct conn *c)
+{
+	if (c->addr.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &c->addr.in6.sin6_addr, c->ip, sizeof(c->ip));
+		return;
+	}
+	const uint8_t *b = (const uint8_t *)&c->addr.in4.sin_addr;
+	char *o = c->ip;
+	for (int i = 0; i < 4; i++) {
+		if (b[i] >= 100)
+			*o++ = (char)('0' + b[i] / 100);
+		if (b[i] >= 10)
+			*o++ = (char)('0' + b[i] / 10 % 10);
+		*o++ = (char)('0' + b[i] % 10);
+		*o++ = i < 3 ? '.' : 0;
+	}
+}
+
 static void conn_arm_recv(struct fetchd *d, struct conn *c)
 {
 	if (c->recv_armed || c->state == C_CLOSING)
@@ -162,6 +181,7 @@ static int conn_connect(struct fetchd *d, struct conn *c)
 {
 	struct host *h = c->host;
 	c->addr = h->addrs[c->addr_idx];
+	conn_set_ip(c);
 	int family = c->addr.sa.sa_family;
 	c->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
@@ -362,8 +382,8 @@ static bool conn_retry_stale(struct fetchd *d, struct conn *c)
 
 static void conn_on_connect(struct fetchd *d, struct conn *c, int res)
 {
+	c->connect_ns = d->now_ns - c->t_connect_ns; /* the last address tried, success or not */
 	if (res == 0) {
-		c->connect_ms = ns_to_ms(d->now_ns - c->t_connect_ns);
 		conn_set_state(c, C_BUSY);
 		conn_begin_request(d, c);
 		return;
@@ -452,7 +472,8 @@ static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, siz
 				conn_fail(d, c, "too_large", NULL, "body too large", msg);
 				return false;
 			}
-			tls_sha256_update(&c->sha, ev.data, ev.len);
+			if (f->client->hash)
+				tls_sha256_update(&c->sha, ev.data, ev.len);
 		} else if (ev.type == HTTP1_EV_DONE) {
 			/* Reuse needs a framed response, no byte after it, and our request fully sent. */
 			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len &&
@@ -616,12 +637,3 @@ void conn_close_idle_all(struct fetchd *d)
 	}
 }
 
-void conn_format_ip(const struct conn *c, char *out, size_t cap)
-{
-	if (c->addr.sa.sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &c->addr.in6.sin6_addr, out, (socklen_t)cap);
-	else if (c->addr.sa.sa_family == AF_INET)
-		inet_ntop(AF_INET, &c->addr.in4.sin_addr, out, (socklen_t)cap);
-	else if (cap)
-		out[0] = 0;
-}

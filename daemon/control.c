@@ -21,6 +21,10 @@
 #define CONTROL_IN_MIN_BYTES 65536
 #define CONTROL_RESULTS_FRAME_BYTES 262144 /* close a RESULTS frame beyond this */
 #define CONTROL_NO_FRAME ((size_t)-1)
+/* Results wait up to this long, or until this many bytes are pending, so that one send (and one
+ * wake-up of the client) carries many of them. Other frames go at once. */
+#define CONTROL_FLUSH_DELAY_NS (2 * 1000000LL)
+#define CONTROL_FLUSH_BYTES 65536
 
 static uint64_t client_ud(const struct client *c, uint8_t op)
 {
@@ -113,11 +117,14 @@ static void client_frame(struct client *c, uint8_t type, const char *payload, si
 	fetchd_frame_hdr(hdr, (uint32_t)len, type);
 	if (buf_append(&c->out, hdr, sizeof(hdr)) < 0 || buf_append(&c->out, payload, len) < 0)
 		log_error("client %u: out of memory queueing a frame", c->id);
+	c->flush_now = true;
 }
 
 void control_result(struct fetchd *d, struct client *c, struct result *r)
 {
 	c->results++;
+	if (c->out.len == 0)
+		c->out_since_ns = d->now_ns;
 	if (c->open_frame == CONTROL_NO_FRAME) {
 		uint8_t hdr[FETCHD_FRAME_HDR_BYTES] = { 0 };
 		c->open_frame = c->out.len;
@@ -231,6 +238,8 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 		client_fatal(d, c, msg);
 		return;
 	}
+	c->hash = true;
+	json_get_bool(p, len, "hash", &c->hash); /* "hash": false: no body_sha256, less CPU */
 	char w[192];
 	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u}",
 			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes);
@@ -389,6 +398,30 @@ static void client_fatal(struct fetchd *d, struct client *c, const char *msg)
 	client_mark_dirty(d, c);
 }
 
+/* Hold results back until enough are pending or the oldest has waited long enough. */
+static bool client_hold(struct fetchd *d, struct client *c)
+{
+	if (c->flush_now || c->out.len >= CONTROL_FLUSH_BYTES || c->done_queued)
+		return false;
+	int64_t due = c->out_since_ns + CONTROL_FLUSH_DELAY_NS;
+	if (d->now_ns >= due)
+		return false;
+	if (!c->flush_timer) {
+		c->flush_timer = true;
+		fetchd_timer(d, due, TK_CLIENT, c->gen, c->idx);
+	}
+	return true;
+}
+
+void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen)
+{
+	struct client *c = idx < d->client_cap ? &d->clients[idx] : NULL;
+	if (!c || c->gen != gen || c->state != CL_OPEN)
+		return;
+	c->flush_timer = false;
+	client_mark_dirty(d, c);
+}
+
 static void client_flush(struct fetchd *d, struct client *c)
 {
 	if (c->send_armed || c->state != CL_OPEN)
@@ -399,6 +432,9 @@ static void client_flush(struct fetchd *d, struct client *c)
 				client_close(d, c, "batch complete");
 			return;
 		}
+		if (client_hold(d, c))
+			return;
+		c->flush_now = false;
 		client_frame_close(c);
 		struct buf t = c->sending;
 		c->sending = c->out;

@@ -148,6 +148,9 @@ static void engine_timers(struct fetchd *d)
 		case TK_DNS:
 			dns_on_timer(d, e.deadline_ns);
 			break;
+		case TK_CLIENT:
+			control_on_timer(d, ring_ud_idx(e.key), ring_ud_gen(e.key));
+			break;
 		case TK_STOP:
 			break; /* the loop condition looks at the deadline */
 		default:

@@ -20,10 +20,10 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
 
 static void fetch_from_conn(struct result *r, struct fetch *f, struct conn *c)
 {
-	conn_format_ip(c, r->ip, sizeof(r->ip));
-	r->connect_ms = c->reused ? 0 : c->connect_ms;
+	r->ip = c->ip;
+	r->connect_ns = c->reused ? 0 : c->connect_ns;
 	if (c->got_bytes)
-		r->ttfb_ms = ns_to_ms(c->t_first_byte_ns - c->t_req_ns);
+		r->ttfb_ns = c->t_first_byte_ns - c->t_req_ns;
 	if (c->headers_done) {
 		r->status = c->parser.status;
 		r->content_type = c->parser.content_type[0] ? c->parser.content_type : NULL;
@@ -38,10 +38,10 @@ static void fetch_finish(struct fetchd *d, struct fetch *f, struct result *r)
 	r->url = f->url;
 	r->url_len = f->url_len;
 	r->attempts = f->attempts ? f->attempts : 1;
-	r->dns_ms = f->dns_ms;
-	r->total_ms = f->dns_ms;
+	r->dns_ns = f->dns_ns;
+	r->total_ns = f->dns_ns;
 	if (f->state != F_QUEUED) {
-		r->total_ms += ns_to_ms(d->now_ns - f->t_start_ns);
+		r->total_ns += d->now_ns - f->t_start_ns;
 		d->inflight--;
 	}
 	if (f->conn)
@@ -74,7 +74,8 @@ void fetch_succeed(struct fetchd *d, struct fetch *f, struct conn *c)
 	struct result r;
 	memset(&r, 0, sizeof(r));
 	r.status = -1;
-	r.have_sha = true;
-	tls_sha256_final(&c->sha, r.sha);
+	r.have_sha = f->client->hash;
+	if (r.have_sha)
+		tls_sha256_final(&c->sha, r.sha);
 	fetch_finish(d, f, &r);
 }

@@ -46,6 +46,7 @@ enum op {
 	OP_CLOSE,       /* a connection's socket closed through the ring; nothing waits for it */
 	TK_CONN,
 	TK_DNS,
+	TK_CLIENT,
 	TK_STOP,
 };
 
@@ -68,7 +69,7 @@ struct fetch {
 	bool stale_retried;      /* already retried once after a reused connection died */
 	int64_t t_admit_ns;      /* admitted from the client */
 	int64_t t_start_ns;      /* left the host queue */
-	double dns_ms;           /* time spent waiting for this host's lookup */
+	int64_t dns_ns;          /* time spent waiting for this host's lookup */
 	uint32_t target_off, target_len, userinfo_off, userinfo_len;
 	uint32_t url_len;
 	char url[];              /* as submitted, NUL-terminated */
@@ -114,11 +115,12 @@ struct conn {
 	struct link nobufs_link; /* in d->nobufs while waiting for a receive buffer */
 	uint8_t addr_idx;
 	union sockaddr_any addr;
+	char ip[INET6_ADDRSTRLEN]; /* addr as text, for results */
 	const char *close_reason;
 	uint32_t requests;       /* served on this conn */
 	int64_t timer_at_ns;     /* deadline armed in the timer heap (0: none) */
 	int64_t t_connect_ns, t_req_ns, t_first_byte_ns, t_last_recv_ns, t_idle_ns;
-	double connect_ms;
+	int64_t connect_ns;
 	char *req;
 	uint32_t req_cap, req_len, req_sent;
 	uint64_t wire_bytes;
@@ -135,6 +137,10 @@ struct client {
 	uint8_t ops;
 	bool recv_armed, send_armed, rdhup_armed;
 	bool hello_done, end_seen, done_queued;
+	bool hash;               /* hash bodies (HELLO "hash", default true) */
+	bool flush_now;          /* out holds a frame other than RESULTS: send without waiting */
+	bool flush_timer;        /* a TK_CLIENT timer is armed */
+	int64_t out_since_ns;    /* when the oldest unsent result was queued */
 	bool dirty;
 	uint32_t id;             /* for logs */
 	pid_t pid;
@@ -212,6 +218,7 @@ struct result;
 void control_result(struct fetchd *d, struct client *c, struct result *r); /* encode one result line */
 void control_fetch_done(struct fetchd *d, struct fetch *f); /* unlink and free a finished fetch */
 void control_stop(struct fetchd *d);
+void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen); /* a held flush is due */
 void control_fini(struct fetchd *d);
 
 /* sched.c */
@@ -234,7 +241,6 @@ void conn_close(struct fetchd *d, struct conn *c, const char *reason);
 void conn_retry_nobufs(struct fetchd *d);
 void conn_close_idle_all(struct fetchd *d);
 void conn_release(struct fetchd *d, struct conn *c, bool reusable);
-void conn_format_ip(const struct conn *c, char *out, size_t cap);
 struct conn *conn_alloc(struct fetchd *d);
 
 /* fetch completion (result.c): encode the result line and hand it to the client. */
@@ -251,9 +257,5 @@ void dns_on_cqe(struct fetchd *d, const struct ring_cqe *cqe);
 void dns_on_timer(struct fetchd *d, int64_t deadline_ns);
 const char *dns_strerror(int status);
 
-static inline double ns_to_ms(int64_t ns)
-{
-	return (double)ns / 1e6;
-}
 
 #endif

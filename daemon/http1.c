@@ -152,7 +152,7 @@ static void reset_response(struct http1_parser *p)
 
 void http1_parser_init(struct http1_parser *p, bool head_request, uint64_t max_header_bytes)
 {
-	memset(p, 0, sizeof(*p));
+	memset(p, 0, offsetof(struct http1_parser, value)); /* value[] is valid up to value_len only */
 	p->content_length = -1;
 	p->head_request = head_request;
 	p->max_header_bytes = max_header_bytes;

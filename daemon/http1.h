@@ -77,9 +77,10 @@ struct http1_parser {
 	uint32_t name_len;
 	char name[32];              /* current header name, lowercased, truncated */
 	uint32_t value_len;
-	char value[HTTP1_VALUE_MAX];/* current interpreted header value, leading OWS skipped */
 	uint32_t flags;
 	uint32_t line_len;          /* bytes of the current chunk-size line */
+	char value[HTTP1_VALUE_MAX];/* current interpreted header value, leading OWS skipped; last, so
+	                               init need not clear it */
 };
 
 /* Prepare p for one response. head_request: the request was HEAD (no body whatever the headers say).

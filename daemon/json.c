@@ -68,7 +68,8 @@ int json_str(struct buf *b, const void *str, size_t len)
 	return 0;
 }
 
-bool json_get_int(const char *s, size_t len, const char *key, int64_t *out)
+/* Offset of the value after "key": (whitespace skipped), or len when the key is absent. */
+static size_t json_find_value(const char *s, size_t len, const char *key)
 {
 	size_t klen = strlen(key);
 	for (size_t i = 0; i + klen + 2 < len; i++) {
@@ -82,16 +83,36 @@ bool json_get_int(const char *s, size_t len, const char *key, int64_t *out)
 		j++;
 		while (j < len && (s[j] == ' ' || s[j] == '\t'))
 			j++;
-		bool neg = j < len && s[j] == '-';
-		if (neg)
-			j++;
-		if (j >= len || s[j] < '0' || s[j] > '9')
-			return false;
-		int64_t v = 0;
-		while (j < len && s[j] >= '0' && s[j] <= '9' && v < (INT64_MAX - 9) / 10)
-			v = v * 10 + (s[j++] - '0');
-		*out = neg ? -v : v;
-		return true;
+		return j;
 	}
-	return false;
+	return len;
+}
+
+bool json_get_bool(const char *s, size_t len, const char *key, bool *out)
+{
+	size_t j = json_find_value(s, len, key);
+	if (len - j >= 4 && memcmp(s + j, "true", 4) == 0)
+		*out = true;
+	else if (len - j >= 5 && memcmp(s + j, "false", 5) == 0)
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+bool json_get_int(const char *s, size_t len, const char *key, int64_t *out)
+{
+	size_t j = json_find_value(s, len, key);
+	bool neg = j < len && s[j] == '-';
+	if (neg)
+		j++;
+	if (j >= len || s[j] < '0' || s[j] > '9')
+		return false;
+	int64_t v = 0;
+	while (j < len && s[j] >= '0' && s[j] <= '9' && v < (INT64_MAX - 9) / 10)
+		v = v * 10 + (s[j++] - '0');
+	if (j < len && (s[j] == '.' || s[j] == 'e' || s[j] == 'E'))
+		return false; /* not an integer */
+	*out = neg ? -v : v;
+	return true;
 }

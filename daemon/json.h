@@ -15,5 +15,7 @@ int json_str(struct buf *b, const void *s, size_t len);
 
 /* Find "key": <integer> at the top level of a flat JSON object. Returns true and sets *out when found. */
 bool json_get_int(const char *s, size_t len, const char *key, int64_t *out);
+/* Find "key": true|false likewise. */
+bool json_get_bool(const char *s, size_t len, const char *key, bool *out);
 
 #endif

@@ -5,56 +5,126 @@
 
 #include <string.h>
 
-static int result_hex(struct buf *b, const uint8_t *p, size_t n)
+static void result_put(struct buf *b, const char *s, size_t n)
+{
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+#define RESULT_LIT(b, lit) result_put((b), (lit), sizeof(lit) - 1)
+
+/* Decimal digits of v; the buffer has room (reserved by the caller). */
+static void result_u64(struct buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		b->p[b->len++] = (uint8_t)tmp[--n];
+}
+
+/* Nanoseconds as milliseconds with three decimals ("12.345"), rounded to the microsecond. */
+static void result_ms(struct buf *b, int64_t ns)
+{
+	uint64_t us = ns > 0 ? ((uint64_t)ns + 500) / 1000 : 0;
+	result_u64(b, us / 1000);
+	b->p[b->len++] = '.';
+	b->p[b->len++] = (uint8_t)('0' + us / 100 % 10);
+	b->p[b->len++] = (uint8_t)('0' + us / 10 % 10);
+	b->p[b->len++] = (uint8_t)('0' + us % 10);
+}
+
+static void result_hex(struct buf *b, const uint8_t *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	if (buf_reserve(b, n * 2 + 2) < 0)
-		return -1;
 	b->p[b->len++] = '"';
 	for (size_t i = 0; i < n; i++) {
 		b->p[b->len++] = (uint8_t)hex[p[i] >> 4];
 		b->p[b->len++] = (uint8_t)hex[p[i] & 15];
 	}
 	b->p[b->len++] = '"';
-	return 0;
 }
+
+/* Room for everything but the strings json_str reserves for itself. */
+#define RESULT_FIXED_BYTES 512
 
 static int result_error(struct buf *b, const struct result *r)
 {
-	if (!r->err_class)
-		return buf_append(b, "null", 4);
-	int rc = buf_printf(b, "{\"class\":\"%s\",\"message\":", r->err_class);
-	rc |= json_str(b, r->err_msg, strlen(r->err_msg));
-	if (r->err_phase)
-		rc |= buf_printf(b, ",\"phase\":\"%s\"", r->err_phase);
-	rc |= buf_append(b, "}", 1);
-	return rc;
+	if (!r->err_class) {
+		RESULT_LIT(b, "null");
+		return 0;
+	}
+	RESULT_LIT(b, "{\"class\":");
+	if (json_str(b, r->err_class, strlen(r->err_class)) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"message\":");
+	if (json_str(b, r->err_msg, strlen(r->err_msg)) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+		return -1;
+	if (r->err_phase) {
+		RESULT_LIT(b, ",\"phase\":");
+		if (json_str(b, r->err_phase, strlen(r->err_phase)) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+			return -1;
+	}
+	RESULT_LIT(b, "}");
+	return 0;
+}
+
+static int result_opt_str(struct buf *b, const char *s)
+{
+	if (!s || !*s) {
+		RESULT_LIT(b, "null");
+		return 0;
+	}
+	return json_str(b, s, strlen(s)) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0 ? -1 : 0;
 }
 
 int result_encode(struct buf *b, const struct result *r)
 {
-	int rc = buf_append(b, "{\"url\":", 7);
-	rc |= json_str(b, r->url, r->url_len);
-	rc |= buf_append(b, ",\"final_url\":", 13);
-	if (r->final_url)
-		rc |= json_str(b, r->final_url, r->final_url_len);
-	else
-		rc |= json_str(b, r->url, r->url_len);
+	if (buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+		return -1;
+	RESULT_LIT(b, "{\"url\":");
+	if (json_str(b, r->url, r->url_len) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"final_url\":");
+	if (json_str(b, r->final_url ? r->final_url : r->url, r->final_url ? r->final_url_len : r->url_len) < 0 ||
+	    buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"status\":");
 	if (r->status >= 0)
-		rc |= buf_printf(b, ",\"status\":%d", r->status);
+		result_u64(b, (uint64_t)r->status);
 	else
-		rc |= buf_append(b, ",\"status\":null", 14);
-	rc |= buf_append(b, ",\"error\":", 9);
-	rc |= result_error(b, r);
-	rc |= buf_printf(b, ",\"body_bytes\":%llu,\"body_sha256\":", (unsigned long long)r->body_bytes);
-	rc |= r->have_sha ? result_hex(b, r->sha, sizeof(r->sha)) : buf_append(b, "null", 4);
-	rc |= buf_append(b, ",\"content_type\":", 16);
-	rc |= r->content_type ? json_str(b, r->content_type, strlen(r->content_type)) : buf_append(b, "null", 4);
-	rc |= buf_append(b, ",\"ip\":", 6);
-	rc |= r->ip[0] ? json_str(b, r->ip, strlen(r->ip)) : buf_append(b, "null", 4);
-	rc |= buf_printf(b,
-			 ",\"timings_ms\":{\"dns\":%.3f,\"connect\":%.3f,\"tls\":%.3f,\"ttfb\":%.3f,\"total\":%.3f}"
-			 ",\"attempts\":%u}\n",
-			 r->dns_ms, r->connect_ms, r->tls_ms, r->ttfb_ms, r->total_ms, r->attempts);
-	return rc ? -1 : 0;
+		RESULT_LIT(b, "null");
+	RESULT_LIT(b, ",\"error\":");
+	if (result_error(b, r) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"body_bytes\":");
+	result_u64(b, r->body_bytes);
+	RESULT_LIT(b, ",\"body_sha256\":");
+	if (r->have_sha)
+		result_hex(b, r->sha, sizeof(r->sha));
+	else
+		RESULT_LIT(b, "null");
+	RESULT_LIT(b, ",\"content_type\":");
+	if (result_opt_str(b, r->content_type) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"ip\":");
+	if (result_opt_str(b, r->ip) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"timings_ms\":{\"dns\":");
+	result_ms(b, r->dns_ns);
+	RESULT_LIT(b, ",\"connect\":");
+	result_ms(b, r->connect_ns);
+	RESULT_LIT(b, ",\"tls\":");
+	result_ms(b, r->tls_ns);
+	RESULT_LIT(b, ",\"ttfb\":");
+	result_ms(b, r->ttfb_ns);
+	RESULT_LIT(b, ",\"total\":");
+	result_ms(b, r->total_ns);
+	RESULT_LIT(b, "},\"attempts\":");
+	result_u64(b, r->attempts);
+	RESULT_LIT(b, "}\n");
+	return 0;
 }

@@ -22,8 +22,8 @@ struct result {
 	bool have_sha;
 	uint8_t sha[32];
 	const char *content_type; /* NULL: null */
-	char ip[64];              /* "": null */
-	double dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms;
+	const char *ip;           /* NULL or "": null */
+	int64_t dns_ns, connect_ns, tls_ns, ttfb_ns, total_ns; /* printed as milliseconds, 3 decimals */
 	uint32_t attempts;
 };
 

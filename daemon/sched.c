@@ -180,9 +180,9 @@ static void sched_unqueue(struct host *h, struct fetch *f)
 }
 
 /* How long f waited for h's lookup: from the later of its admission and the lookup's start. */
-static double sched_waited_ms(const struct fetchd *d, const struct host *h, const struct fetch *f)
+static int64_t sched_waited_ns(const struct fetchd *d, const struct host *h, const struct fetch *f)
 {
-	return ns_to_ms(d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns : h->t_resolve_ns));
+	return d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns : h->t_resolve_ns);
 }
 
 void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
@@ -194,7 +194,7 @@ void sched_dns_done(struct fetchd *d, struct host *h, int status, const union so
 		memcpy(h->addrs, addrs, h->naddrs * sizeof(*addrs));
 		for (struct link *l = h->queue.next; l != &h->queue; l = l->next) {
 			struct fetch *f = list_entry(l, struct fetch, queue_link);
-			f->dns_ms = sched_waited_ms(d, h, f);
+			f->dns_ns = sched_waited_ns(d, h, f);
 		}
 		sched_host_changed(d, h);
 		return;
@@ -207,7 +207,7 @@ void sched_dns_done(struct fetchd *d, struct host *h, int status, const union so
 		struct fetch *f = list_entry(l, struct fetch, queue_link);
 		list_init(&f->queue_link);
 		h->queued--;
-		f->dns_ms = sched_waited_ms(d, h, f);
+		f->dns_ns = sched_waited_ns(d, h, f);
 		f->host = NULL;
 		fetch_fail(d, f, "dns", NULL, "cannot resolve %s: %s", h->name, dns_strerror(status));
 	}

@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from harness import Origin, wait_until  # noqa: E402
 
 N_GOOD = 5000
+FETCHD = os.environ.get("FETCHD_BIN", os.path.join(REPO, "build", "fetchd"))
+FETCHCTL = os.environ.get("FETCHCTL_BIN", os.path.join(REPO, "build", "fetchctl"))
 
 
 def main():
@@ -23,7 +25,7 @@ def main():
     sock = os.path.join(work, "fetchd.sock")
     with Origin() as origin:
         print(f"demo: nginx origin on 127.0.0.1:{origin.port} serving {sorted(origin.files)}")
-        daemon = subprocess.Popen([os.path.join(REPO, "build", "fetchd"), "-s", sock],
+        daemon = subprocess.Popen([FETCHD, "-s", sock],
                                   stderr=open(os.path.join(work, "fetchd.log"), "w"))
         try:
             wait_until(lambda: os.path.exists(sock), timeout=5, what="fetchd's socket")
@@ -40,7 +42,7 @@ def main():
                 f.write("# sample batch: one URL per line\n" + "\n".join(urls + extras) + "\n")
             print(f"demo: fetchctl submit {len(urls) + len(extras)} URLs ...")
             t0 = time.monotonic()
-            p = subprocess.run([os.path.join(REPO, "build", "fetchctl"), "-s", sock, "submit", batch],
+            p = subprocess.run([FETCHCTL, "-s", sock, "submit", batch],
                                capture_output=True, text=True, timeout=300)
             secs = time.monotonic() - t0
             sys.stderr.write(p.stderr)

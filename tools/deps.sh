@@ -1,15 +1,17 @@
 #!/bin/sh
-# deps.sh install|ensure|list - the Debian packages fetchd needs to build and test.
-#   install: apt-get install all of them (root).
-#   ensure:  install only when something is missing (root), else say what to install and fail.
+# deps.sh install|ensure|ensure-bench|list - the Debian packages fetchd needs to build, test and benchmark.
+#   install:      apt-get install all of them (root): what `make deps` runs.
+#   ensure:       build + test packages, installed only when missing (root); else say what to install.
+#   ensure-bench: the same, plus the benchmark's peers (libcurl, curl, wrk, aiohttp).
 set -eu
-BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev zlib1g-dev"
+BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
 TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind"
+BENCH="libcurl4-openssl-dev curl wrk python3-aiohttp"
 PKGS="$BUILD $TEST"
 
 missing() {
 	m=""
-	for p in $PKGS; do
+	for p in $1; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || m="$m $p"
 	done
 	echo "$m"
@@ -28,8 +30,9 @@ install() {
 }
 
 case "${1:-ensure}" in
-	install) install " $PKGS" ;;
-	ensure)  m=$(missing); [ -z "$m" ] || install "$m" ;;
-	list)    echo "$PKGS" ;;
-	*)       echo "usage: deps.sh install|ensure|list" >&2; exit 2 ;;
+	install)      install " $PKGS $BENCH" ;;
+	ensure)       m=$(missing "$PKGS"); [ -z "$m" ] || install "$m" ;;
+	ensure-bench) m=$(missing "$PKGS $BENCH"); [ -z "$m" ] || install "$m" ;;
+	list)         echo "$PKGS $BENCH" ;;
+	*)            echo "usage: deps.sh install|ensure|ensure-bench|list" >&2; exit 2 ;;
 esac

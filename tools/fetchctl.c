@@ -216,8 +216,6 @@ static void on_frame(struct session *s, uint8_t type, const uint8_t *p, uint32_t
 		break;
 	case FETCHD_FR_RESULTS:
 		on_results(s, p, len);
-		if (fflush(stdout) != 0) /* results stream: a reader sees each frame's lines as they come */
-			die(1, "writing results: %s", strerror(errno));
 		break;
 	case FETCHD_FR_DONE:
 		s->done = true;
@@ -242,6 +240,9 @@ static void read_frames(struct session *s)
 		on_frame(s, s->rx.p[off + 4], s->rx.p + off + FETCHD_FRAME_HDR_BYTES, len);
 		off += FETCHD_FRAME_HDR_BYTES + len;
 	}
+	/* Results stream: a reader sees them as they arrive, one write per batch received. */
+	if (fflush(stdout) != 0)
+		die(1, "writing results: %s", strerror(errno));
 	memmove(s->rx.p, s->rx.p + off, s->rx.len - off);
 	s->rx.len -= off;
 }
@@ -282,7 +283,7 @@ static void pump(struct session *s)
 				s->out.len = s->out_off = 0;
 		}
 		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-			uint8_t tmp[65536];
+			static uint8_t tmp[262144];
 			ssize_t r = recv(s->fd, tmp, sizeof(tmp), 0);
 			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 				fflush(stdout);
@@ -311,12 +312,13 @@ static void summary(const struct session *s, double secs)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] submit FILE|-\n"
+	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] submit FILE|-\n"
 		     "       fetchctl -V\n"
 		     "  submit FILE  fetch every URL in FILE (one per line; '-' reads stdin); one JSON result per\n"
 		     "               URL on stdout as each completes, a summary on stderr\n"
 		     "  -s SOCKET    fetchd's control socket (default: $FETCHD_SOCKET, else %s)\n"
 		     "  -q           no summary\n"
+		     "  --no-hash    do not hash bodies (body_sha256 is null): saves CPU on large bodies\n"
 		     "exit: 0 every URL got an HTTP response, 5 some failed, 3 fetchd unreachable,\n"
 		     "      4 fetchd refused the batch or went away, 2 usage\n",
 		     FETCHD_DEFAULT_SOCKET);
@@ -325,12 +327,18 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	const char *sock = getenv("FETCHD_SOCKET");
-	bool quiet = false;
+	bool quiet = false, hash = true;
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "quiet", no_argument, NULL, 'q' },
+		{ "no-hash", no_argument, NULL, 'H' },      { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
 	int opt;
-	while ((opt = getopt(argc, argv, "+s:qVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:qVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': sock = optarg; break;
 		case 'q': quiet = true; break;
+		case 'H': hash = false; break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -353,9 +361,9 @@ int main(int argc, char **argv)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	s.fd = connect_daemon(sock);
-	char hello[96];
-	int n = snprintf(hello, sizeof(hello), "{\"protocol\":%d,\"client\":\"fetchctl/%s\"}", FETCHD_PROTO_VERSION,
-			 FETCHD_VERSION);
+	char hello[128];
+	int n = snprintf(hello, sizeof(hello), "{\"protocol\":%d,\"client\":\"fetchctl/%s\",\"hash\":%s}",
+			 FETCHD_PROTO_VERSION, FETCHD_VERSION, hash ? "true" : "false");
 	frame_out(&s, FETCHD_FR_HELLO, hello, (size_t)n);
 	pump(&s);
 	if (fflush(stdout) != 0)
