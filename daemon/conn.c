@@ -171,7 +171,7 @@ static void conn_arm_recv(struct fetchd *d, struct conn *c)
 {
 	if (c->recv_armed || c->state == C_CLOSING)
 		return;
-	ring_recv_pbuf(&d->ring, c->fd, conn_ud(c, OP_CONN_RECV));
+	ring_recv_multi(&d->ring, c->fd, conn_ud(c, OP_CONN_RECV));
 	c->recv_armed = true;
 	c->ops++;
 }
@@ -511,7 +511,7 @@ static void conn_on_eof(struct fetchd *d, struct conn *c)
 
 static void conn_on_recv(struct fetchd *d, struct conn *c, const struct ring_cqe *cqe)
 {
-	c->recv_armed = false;
+	c->recv_armed = ring_cqe_more(cqe); /* a multishot receive stays armed while F_MORE is set */
 	uint16_t bid = 0;
 	uint8_t *data = ring_cqe_has_buf(cqe) ? ring_buf_get(&d->ring, cqe, &bid) : NULL;
 	if (c->state == C_CLOSING) {
@@ -578,8 +578,11 @@ void conn_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
 		else if (op == OP_CONN_SEND)
 			conn_on_send(d, c, cqe->res);
 	}
-	if (op == OP_CONN_RECV)
+	if (op == OP_CONN_RECV) {
 		conn_on_recv(d, c, cqe);
+		if (ring_cqe_more(cqe))
+			return; /* still armed: the op has not ended */
+	}
 	conn_op_done(d, c);
 }
 

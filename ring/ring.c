@@ -24,6 +24,7 @@ enum ring_kind {
 	RK_SEND,
 	RK_RECV,
 	RK_RECV_PBUF,
+	RK_RECV_MULTI,
 	RK_READ,
 	RK_ACCEPT,
 	RK_POLL,
@@ -174,6 +175,11 @@ static void ring_prep(struct io_uring_sqe *sqe, const struct ring_op *op)
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = RING_BGID;
 		break;
+	case RK_RECV_MULTI:
+		io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = RING_BGID;
+		break;
 	case RK_READ:
 		io_uring_prep_read(sqe, op->fd, ptr, op->len, (uint64_t)-1);
 		break;
@@ -268,6 +274,12 @@ void ring_recv(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud)
 void ring_recv_pbuf(struct ring *r, int fd, uint64_t ud)
 {
 	struct ring_op op = { .kind = RK_RECV_PBUF, .fd = fd, .user_data = ud };
+	ring_push(r, &op);
+}
+
+void ring_recv_multi(struct ring *r, int fd, uint64_t ud)
+{
+	struct ring_op op = { .kind = RK_RECV_MULTI, .fd = fd, .user_data = ud };
 	ring_push(r, &op);
 }
 

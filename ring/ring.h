@@ -65,6 +65,10 @@ void ring_connect(struct ring *r, int fd, const struct sockaddr *sa, socklen_t l
 void ring_send(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t ud);
 void ring_recv(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 void ring_recv_pbuf(struct ring *r, int fd, uint64_t ud); /* buffer from the provided ring */
+/* Multishot receive into provided buffers: one completion per arrival, each with IORING_CQE_F_MORE
+ * while the receive stays armed; the last one (EOF, error, -ENOBUFS, cancel) lacks it. */
+void ring_recv_multi(struct ring *r, int fd, uint64_t ud);
+static inline int ring_cqe_more(const struct ring_cqe *c) { return (c->flags & IORING_CQE_F_MORE) != 0; }
 void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 void ring_accept(struct ring *r, int fd, uint64_t ud);
 void ring_poll(struct ring *r, int fd, uint32_t poll_mask, uint64_t ud);
