@@ -65,6 +65,17 @@ def result_object_has_every_field():
 
 
 @suite.test
+def no_hash_batches_report_sizes_but_no_digest():
+    with Origin() as o, Fetchd() as d:
+        urls = [o.url(f"/16k.html?{i}") for i in range(20)]
+        rc, results, err = submit(d.sock, urls, extra_args=["--no-hash"])
+        assert rc == 0 and len(results) == 20, err
+        assert all(r["body_sha256"] is None and r["body_bytes"] == 16384 for r in results), results[0]
+        rc, results, err = submit(d.sock, urls[:1])  # the next client hashes again
+        assert results[0]["body_sha256"] == o.sha256["/16k.html"], results[0]
+
+
+@suite.test
 def fast_urls_finish_before_a_slow_one_submitted_first():
     with Origin() as o, Fetchd({"fetch": {"max_inflight": 16}}) as d:
         urls = [o.url("/slow")] + [o.url(f"/1k.html?{i}") for i in range(20)]

@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rusage: %s: %s\n", argv[2], strerror(errno));
 		_exit(127);
 	}
-	/* The driver stops a run by killing this process group; a terminal ^C reaches both. */
+	/* Leave ^C to the command; bench.py stops a run by killing the whole process group. */
 	signal(SIGINT, SIG_IGN);
 	int status;
 	struct rusage ru;
