@@ -3,6 +3,7 @@
  * file is read with inih through our own line reader, which counts lines, refuses lines inih would
  * silently split, disables inih's indented-continuation lines and checks section headers. */
 #include "conf/conf.h"
+#include "conf/cidr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +52,10 @@ struct conf_key {
 
 static int check_no_ctl(const char *value, char *bad, size_t badlen);
 static int check_dns_servers(const char *value, char *bad, size_t badlen);
+static int check_addresses(const char *value, char *bad, size_t badlen);
+
+#define ADDRESSES_EXPECT \
+	"comma-separated IPv4 or IPv6 addresses, each optionally /prefix, at most 64 entries"
 
 #define FIELD(f) offsetof(struct conf, f), sizeof(((struct conf *)0)->f)
 #define NUM(sec, name, type, f, lo, hi, def) { sec, name, type, FIELD(f), lo, hi, def, NULL, NULL, NULL }
@@ -83,6 +88,11 @@ static const struct conf_key conf_keys[] = {
 	    "comma-separated a.b.c.d[:port] or [ipv6][:port]"),
 	NUM("dns", "timeout_ms", CONF_T_MS, dns_timeout_ms, 10, 60000, 5000),
 	NUM("dns", "tries", CONF_T_U32, dns_tries, 1, 10, 3),
+
+	STR("security", "allow_addresses", allow_addresses, 0, CONF_ADDRS_MAX - 1, "", check_addresses,
+	    ADDRESSES_EXPECT),
+	STR("security", "deny_addresses", deny_addresses, 0, CONF_ADDRS_MAX - 1, "", check_addresses,
+	    ADDRESSES_EXPECT),
 };
 
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -448,6 +458,16 @@ static int check_dns_servers(const char *value, char *bad, size_t badlen)
 			return 0;
 		p = next + 1;
 	}
+}
+
+/* The address policy's CIDR lists ("127.0.0.0/8, ::1/128"); the same parser the policy uses. */
+static int check_addresses(const char *value, char *bad, size_t badlen)
+{
+	struct cidr list[CIDR_LIST_MAX];
+	size_t n;
+	const char *reason;
+
+	return cidr_parse_list(value, list, CIDR_LIST_MAX, &n, bad, badlen, &reason);
 }
 
 /* ---- loading a file ---- */

@@ -9,6 +9,7 @@
 #define CONF_PATH_MAX 256
 #define CONF_UA_MAX 256
 #define CONF_SERVERS_MAX 512
+#define CONF_ADDRS_MAX 1024
 #define CONF_ERR_MAX 512
 
 #ifndef FETCHD_VERSION
@@ -47,6 +48,11 @@ struct conf {
 	char dns_servers[CONF_SERVERS_MAX]; /* servers = "127.0.0.1:5353, [::1]:53"; default "" = resolv.conf */
 	uint32_t dns_timeout_ms;         /* default 5000; 10..60000 */
 	uint32_t dns_tries;              /* default 3; 1..10 */
+
+	/* [security] (see daemon/addrpolicy.h) */
+	char allow_addresses[CONF_ADDRS_MAX]; /* CIDR list opened despite the built-in blocked ranges,
+	                                         "127.0.0.0/8, ::1/128"; default "" */
+	char deny_addresses[CONF_ADDRS_MAX];  /* CIDR list always refused; default "" */
 };
 
 /* Fill c with the built-in defaults (what fetchd runs on without a file). */

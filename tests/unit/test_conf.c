@@ -37,6 +37,8 @@ static const struct expect {
 	{ "dns", "servers", "", false, false, 0, 0 },
 	{ "dns", "timeout_ms", "5000", true, false, 10, 60000 },
 	{ "dns", "tries", "3", true, false, 1, 10 },
+	{ "security", "allow_addresses", "", false, false, 0, 0 },
+	{ "security", "deny_addresses", "", false, false, 0, 0 },
 };
 #define NEXPECTS (sizeof expects / sizeof expects[0])
 
@@ -50,7 +52,7 @@ static int set(struct conf *c, const char *section, const char *key, const char 
 
 static const char *get(const struct conf *c, const char *section, const char *key)
 {
-	static char buf[CONF_SERVERS_MAX];
+	static char buf[CONF_ADDRS_MAX];
 
 	if (conf_get(c, section, key, buf, sizeof buf) < 0)
 		return "<conf_get failed>";
@@ -91,9 +93,13 @@ static void test_defaults(void)
 	CHECK(c.dns_servers[0] == '\0', "%s", c.dns_servers);
 	CHECK(c.dns_timeout_ms == 5000, "%u", c.dns_timeout_ms);
 	CHECK(c.dns_tries == 3, "%u", c.dns_tries);
+	CHECK(c.allow_addresses[0] == '\0', "%s", c.allow_addresses);
+	CHECK(c.deny_addresses[0] == '\0', "%s", c.deny_addresses);
 	CHECK(conf_client_window(&c) == 4096, "%u", conf_client_window(&c));
 	/* string tails are zeroed, so equal settings compare equal byte for byte */
 	CHECK(c.socket_path[CONF_PATH_MAX - 1] == 0 && c.dns_servers[CONF_SERVERS_MAX - 1] == 0, "tails");
+	CHECK(c.allow_addresses[CONF_ADDRS_MAX - 1] == 0 && c.deny_addresses[CONF_ADDRS_MAX - 1] == 0,
+	      "address list tails");
 }
 
 /* conf.c's table holds exactly the documented keys, each with the documented default. */
@@ -125,7 +131,7 @@ static void check_bound(const char *section, const char *key, uint64_t v, bool o
 {
 	struct conf c;
 	char value[32];
-	char before[CONF_SERVERS_MAX];
+	char before[CONF_ADDRS_MAX];
 
 	conf_defaults(&c);
 	snprintf(before, sizeof before, "%s", get(&c, section, key));
@@ -496,6 +502,86 @@ static void test_file_ok(void)
 	CHECK(conf_load(&c, "/nonexistent", NULL, 0) == -1, "NULL err buffer");
 }
 
+/* [security] allow_addresses and deny_addresses: CIDR lists checked by conf/cidr.c's parser. */
+static void test_addresses(void)
+{
+	static const char *const good[] = {
+		"",
+		"127.0.0.0/8, ::1/128",
+		"10.0.0.1",
+		"::1",
+		"0.0.0.0/0,::/0",
+		"  192.168.0.0/16 ,\t fd00::/8  ",
+		"1.2.3.4/8",
+		"::ffff:127.0.0.0/104",
+	};
+	static const char *const bad[] = {
+		"10.0.0.0/33", "::1/129", "1.2.3", "fe80::1%eth0/64", "1.1.1.1,,2.2.2.2", "1.1.1.1,",
+		",1.1.1.1",    " ",	  "10.0.0.0/",	"10.0.0.0/8/8",	   "localhost",	       "1.2.3.4/-1",
+		"1.2.3.4/08",  "[::1]",	  "1.2.3.4:80", "256.0.0.0/8",
+	};
+	static const char *const keys[] = { "allow_addresses", "deny_addresses" };
+	struct conf c;
+
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+			conf_defaults(&c);
+			CHECK(set(&c, "security", keys[k], good[i]) == 0 &&
+				      strcmp(get(&c, "security", keys[k]), good[i]) == 0,
+			      "%s = '%s' refused: %s", keys[k], good[i], err);
+		}
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			conf_defaults(&c);
+			set(&c, "security", keys[k], "10.0.0.0/8");
+			CHECK(set(&c, "security", keys[k], bad[i]) == -1 && strstr(err, "invalid") &&
+				      strcmp(get(&c, "security", keys[k]), "10.0.0.0/8") == 0,
+			      "%s = '%s' accepted: %s", keys[k], bad[i], err);
+		}
+	}
+	conf_defaults(&c);
+	CHECK(set(&c, "security", "deny_addresses", "10.0.0.0/8, 10.0.0.0/33") == -1 &&
+		      strcmp(err, "invalid deny_addresses '10.0.0.0/33' in [security] (expected comma-separated "
+				  "IPv4 or IPv6 addresses, each optionally /prefix, at most 64 entries)") == 0,
+	      "message names the bad entry: %s", err);
+	CHECK(c.allow_addresses[0] == '\0' && c.deny_addresses[0] == '\0', "a refused list was stored");
+	CHECK(set(&c, "security", "allow_addresses", "::1") == 0 && c.deny_addresses[0] == '\0' &&
+		      strcmp(c.allow_addresses, "::1") == 0,
+	      "the two keys are separate fields");
+
+	/* 64 entries fit, 65 do not */
+	char s[CONF_ADDRS_MAX + 8];
+	size_t n = 0;
+	for (int i = 0; i < 65; i++)
+		n += (size_t)snprintf(s + n, sizeof s - n, "%s10.0.0.%d", i ? "," : "", i);
+	CHECK(set(&c, "security", "allow_addresses", s) == -1 && strstr(err, "'10.0.0.64'"), "65 entries: %s",
+	      err);
+	s[strlen(s) - strlen(",10.0.0.64")] = '\0';
+	CHECK(set(&c, "security", "allow_addresses", s) == 0, "64 entries: %s", err);
+
+	/* 1023 bytes of valid syntax fit, 1024 do not */
+	n = 0;
+	for (int i = 0; i < 23; i++)
+		n += (size_t)snprintf(s + n, sizeof s - n, "%sffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+				      i ? "," : "");
+	while (n < CONF_ADDRS_MAX - 1)
+		s[n++] = ' ';
+	s[n] = '\0';
+	CHECK(set(&c, "security", "deny_addresses", s) == 0 && strlen(c.deny_addresses) == CONF_ADDRS_MAX - 1,
+	      "1023-byte list: %s", err);
+	s[n++] = ' ';
+	s[n] = '\0';
+	CHECK(set(&c, "security", "deny_addresses", s) == -1 && strstr(err, "too long"), "1024-byte list: %s",
+	      err);
+
+	/* in a file: what the tests and the demo use loads; an error names file and line */
+	CHECK(load_text(&c, "[security]\nallow_addresses = 127.0.0.0/8, ::1/128\n") == 0 &&
+		      strcmp(c.allow_addresses, "127.0.0.0/8, ::1/128") == 0 && c.deny_addresses[0] == '\0',
+	      "%s", err);
+	check_file_error("[security]\nallow_addresses = 127.0.0.0/8\ndeny_addresses = ::1/129\n", 3,
+			 "invalid deny_addresses '::1/129' in [security] (expected comma-separated IPv4 or IPv6 "
+			 "addresses, each optionally /prefix, at most 64 entries)");
+}
+
 /* The example file loads to exactly the defaults. */
 static void test_example_is_defaults(void)
 {
@@ -508,7 +594,7 @@ static void test_example_is_defaults(void)
 	conf_defaults(&d);
 	CHECK(memcmp(&c, &d, sizeof c) == 0, "%s differs from the defaults", EXAMPLE);
 	for (size_t i = 0; (key = conf_key(i, &section)); i++) {
-		char want[CONF_SERVERS_MAX];
+		char want[CONF_ADDRS_MAX];
 		snprintf(want, sizeof want, "%s", get(&d, section, key));
 		CHECK(strcmp(get(&c, section, key), want) == 0, "[%s] %s = %s in %s, default %s", section,
 		      key, get(&c, section, key), EXAMPLE, want);
@@ -570,6 +656,7 @@ int main(void)
 	test_names();
 	test_file_errors();
 	test_file_ok();
+	test_addresses();
 	test_example_is_defaults();
 	test_example_documents_every_key();
 	return test_report();
