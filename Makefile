@@ -6,8 +6,8 @@ VERSION := 0.1.0
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wpointer-arith -Wno-unused-parameter -D_GNU_SOURCE -DFETCHD_VERSION=\"$(VERSION)\" -I. -MMD -MP
-TLS_LIBS_mbedtls = -lmbedcrypto
-TLS_LIBS_openssl = -lcrypto
+TLS_LIBS_mbedtls = -lmbedtls -lmbedx509 -lmbedcrypto
+TLS_LIBS_openssl = -lssl -lcrypto
 ifeq ($(TLS_LIBS_$(TLS)),)
 $(error TLS must be mbedtls or openssl, not '$(TLS)')
 endif
@@ -15,7 +15,8 @@ LDLIBS_D = -luring -linih -lcares $(TLS_LIBS_$(TLS))
 # Each TLS backend builds into its own tree, so switching never mixes objects.
 B       := build$(if $(filter-out mbedtls,$(TLS)),-$(TLS))
 
-LIB_SRC := $(wildcard ring/*.c conf/*.c) tls/$(TLS).c $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+TLS_SRC := $(filter-out tls/mbedtls.c tls/openssl.c,$(wildcard tls/*.c)) tls/$(TLS).c
+LIB_SRC := $(wildcard ring/*.c conf/*.c) $(TLS_SRC) $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/%)
@@ -62,7 +63,7 @@ demo: deps-check
 # Not part of check: minutes long, and its figures are only meaningful on a quiet machine.
 bench: all
 	@tools/deps.sh ensure-bench
-	@python3 tools/bench/bench.py $(BENCH_ARGS)
+	@python3 tools/bench/bench.py --fetchd $(B)/fetchd --fetchctl $(B)/fetchctl $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-*

@@ -5,7 +5,7 @@
 #   ensure-bench: the same, plus the benchmark's peers (libcurl, curl, wrk, aiohttp).
 set -eu
 BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
-TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind"
+TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates"
 BENCH="libcurl4-openssl-dev curl wrk python3-aiohttp"
 PKGS="$BUILD $TEST"
 

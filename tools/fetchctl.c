@@ -279,8 +279,10 @@ static void pump(struct session *s)
 				die(EXIT_LOST, "sending to fetchd: %s", strerror(errno));
 			if (w > 0)
 				s->out_off += (size_t)w;
-			if (s->out_off == s->out.len)
-				s->out.len = s->out_off = 0;
+			/* Drop what was sent, so the buffer never holds more than a few frames of the batch. */
+			memmove(s->out.p, s->out.p + s->out_off, s->out.len - s->out_off);
+			s->out.len -= s->out_off;
+			s->out_off = 0;
 		}
 		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
 			static uint8_t tmp[262144];

@@ -126,14 +126,17 @@ def write_sys(name, value):
         f.write(value)
 
 
-def count_time_wait():
+def count_time_wait(port):
+    """TCP sockets in TIME_WAIT to or from the origin's port."""
     n = 0
+    hexport = f":{port:04X}"
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as f:
                 next(f)
                 for line in f:
-                    if line.split(None, 4)[3] == "06":
+                    _, local, remote, st = line.split(None, 4)[:4]
+                    if st == "06" and (local.endswith(hexport) or remote.endswith(hexport)):
                         n += 1
         except OSError:
             pass
@@ -206,6 +209,30 @@ class Origin:
         with open(os.path.join(self.www, "1m.bin"), "wb") as f:
             f.write(os.urandom(1 << 20))
         self.error_log = os.path.join(self.dir, "logs", "error.log")
+        self.log_offset = 0
+
+    def new_errors(self):
+        """nginx error-log lines (level error and above) written since the last call."""
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(self.log_offset)
+                data = f.read()
+                self.log_offset = f.tell()
+        except OSError:
+            return []
+        return [line for line in data.decode(errors="replace").splitlines() if line.strip()]
+
+    def error_note(self):
+        """A short note on what the origin logged since the last call, or None."""
+        lines = self.new_errors()
+        if not lines:
+            return None
+        kinds = {}
+        for line in lines:
+            m = re.search(r"\[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client:|$)", line)
+            what = re.sub(r'"[^"]*"', '"..."', m.group(2)) if m else line
+            kinds[what] = kinds.get(what, 0) + 1
+        return "origin errors: " + ", ".join(f"{n} x {w}" for w, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:2])
 
     def conf(self):
         d = self.dir
@@ -281,7 +308,7 @@ class Origin:
                     if (self.get("127.0.0.1", "/1k.html") == (200, 1024)
                             and self.get("127.9.8.7", "/1m.bin") == (200, 1 << 20)
                             and self.get("127.1.0.1", "/delay")[0] == 200):
-                        return
+                        return self.new_errors()
                 except OSError:
                     pass
                 time.sleep(0.05)
@@ -490,7 +517,7 @@ class Row:
         self.notes = []
         self.failed = False
 
-    def finish(self, proc, ok, expect_all=True):
+    def finish(self, proc, ok):
         self.ok = ok if ok is not None else 0
         self.wall = proc.wall
         self.rate = self.ok / proc.wall if proc.wall > 0 else 0
@@ -500,7 +527,7 @@ class Row:
             self.notes.append(f"exit {proc.rc}")
             last = [s for s in proc.stderr.strip().splitlines() if s.strip()]
             if last:
-                self.notes.append(last[-1][:120])
+                self.notes.append(last[-1][:200])
         if ok is None:
             self.notes.append("no ok= count in its output")
         if self.ok < 0.99 * self.n:
@@ -743,10 +770,13 @@ def run_peer_workload(b, wname, peers, quick, n_override):
                 row.notes.insert(0, f"first {pn:,} of the {n:,} URLs")
             rows.append(row)
         r = rows[-1]
+        origin_note = b.origin.error_note()
+        if origin_note:
+            r.notes.append(origin_note)
         log(f"{wname}: {peer}: ok={fmt_int(r.ok)} wall={fmt(r.wall, '.2f')} s "
             f"rate={fmt_int(r.rate)}/s {'; '.join(r.notes)}")
         if w["kind"] != "same":
-            log(f"TIME_WAIT sockets now: {count_time_wait()}")
+            log(f"TCP sockets in TIME_WAIT on the origin's port: {count_time_wait(b.origin.port)}")
     extra = []
     if wname == "delay":
         extra.append([f"ideal: {conc} in flight / 0.1 s", "-", "-", "-", fmt_int(conc / 0.1)])
@@ -761,6 +791,9 @@ def run_million(b, quick, n_override):
     title = f"million: {w['what']}; N = {n:,}, {w['conc']} in flight"
     log(f"=== {title}")
     row = b.run_fetchd("million", lst, n, w["conc"])
+    origin_note = b.origin.error_note()
+    if origin_note:
+        row.notes.append(origin_note)
     log(f"million: fetchd: ok={fmt_int(row.ok)} wall={fmt(row.wall, '.2f')} s rate={fmt_int(row.rate)}/s")
     return title, peer_table([row]), [row]
 
@@ -821,6 +854,9 @@ def run_memory(b, n_override):
         probs = d.log_problems()
         if probs:
             notes.append(f"fetchd log: {len(probs)} warn/error lines, e.g. {probs[0][:160]}")
+        origin_note = b.origin.error_note()
+        if origin_note:
+            notes.append(origin_note)
         per = (peak - base) / n if peak is not None else None
         header = ["in flight", "ok (200)", "wall s", "VmRSS start KiB", "VmRSS base KiB (after warm-up)",
                   "VmRSS peak KiB", "KiB per in-flight conn", "fetchd VmHWM MiB", "fetchctl RSS MiB",
@@ -837,6 +873,30 @@ def run_memory(b, n_override):
 
 
 # ---------------------------------------------------------------------------------------------------
+
+def save_logs(tmp):
+    """Keep the peers' stderr and fetchd's logs of this run in build/bench/logs/."""
+    dest = os.path.join(OUT_DIR, "logs")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest, exist_ok=True)
+    try:
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith((".err", ".log")):
+                shutil.copy(os.path.join(tmp, name), dest)
+        shutil.copy(os.path.join(tmp, "origin", "logs", "error.log"), os.path.join(dest, "nginx-error.log"))
+    except OSError as e:
+        log(f"saving logs: {e}")
+
+
+def binary_info(path):
+    """`PATH (VERSION, built DATE)`: the repo may have moved on since the binary was built."""
+    try:
+        v = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=5).stdout.strip()
+        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(path)))
+    except (OSError, subprocess.SubprocessError):
+        return f"{path} (missing)"
+    return f"{os.path.relpath(path, REPO)} ({v or '?'}, built {built})"
+
 
 def machine_info():
     model = "?"
@@ -897,7 +957,12 @@ def main():
     try:
         ports = tune_ports(notes)
         origin = Origin(tmp)
-        origin.start()
+        for line in origin.start():
+            if "setrlimit" in line:
+                nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                notes.append(f"nginx could not raise its open-file limit to 200000 (no CAP_SYS_RESOURCE?): "
+                             f"the origin worker has {nofile} file descriptors")
+                log(notes[-1])
         log(f"nginx origin (1 worker) on port {origin.port}, all addresses; temp dir {tmp}; "
             f"open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
         try:
@@ -924,6 +989,7 @@ def main():
             print(f"\n## {results[-1][0]}\n\n{results[-1][1]}\n", flush=True)
     finally:
         total = time.monotonic() - t0
+        save_logs(tmp)
         if results:
             load1 = os.getloadavg()
             head = [
@@ -932,8 +998,9 @@ def main():
                 f"- command: `{command}` (from {REPO})",
                 f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))}",
                 f"- machine: nproc {info['nproc']}, CPU {info['cpu']}, kernel {info['kernel']}",
-                f"- fetchd: {args.fetchd} (git {info['git']})",
-                f"- origin: nginx, 1 worker, on the same machine (loopback)",
+                f"- fetchd: {binary_info(args.fetchd)}; fetchctl: {binary_info(args.fetchctl)}; "
+                f"repo at git {info['git']}",
+                "- origin: nginx, 1 worker, on the same machine (loopback)",
                 f"- loopback ports: {ports}",
                 f"- load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (other work on the "
                 "machine skews the figures)",
@@ -956,4 +1023,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)

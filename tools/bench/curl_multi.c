@@ -119,6 +119,7 @@ int main(int argc, char **argv)
 
 	size_t next = 0, running_handles = 0;
 	unsigned long ok = 0, fail = 0, errors_shown = 0;
+	unsigned long by_code[CURL_LAST + 1] = {0}; /* failures by CURLcode; CURLE_OK = HTTP status not 200 */
 	while (next < l.n || running_handles > 0) {
 		/* Arm every free easy handle with the next URL. */
 		while (nidle > 0 && next < l.n) {
@@ -153,6 +154,7 @@ int main(int argc, char **argv)
 				ok++;
 			} else {
 				fail++;
+				by_code[rc < CURL_LAST ? rc : CURL_LAST]++;
 				if (errors_shown++ < 5) {
 					char *url = NULL;
 					curl_easy_getinfo(e, CURLINFO_PRIVATE, &url);
@@ -185,8 +187,18 @@ int main(int argc, char **argv)
 	free(pool);
 	free(idle);
 
-	if (fail)
-		fprintf(stderr, "curl_multi: %lu of %zu transfers failed\n", fail, l.n);
+	if (fail) {
+		fprintf(stderr, "curl_multi: %lu of %zu failed:", fail, l.n);
+		const char *sep = " ";
+		for (int c = 0; c <= CURL_LAST; c++) {
+			if (!by_code[c])
+				continue;
+			fprintf(stderr, "%s%lu x %s", sep, by_code[c],
+				c == CURLE_OK ? "HTTP status not 200" : curl_easy_strerror((CURLcode)c));
+			sep = ", ";
+		}
+		fputc('\n', stderr);
+	}
 	printf("fail=%lu\nok=%lu\n", fail, ok);
 	return fail ? 1 : 0;
 }

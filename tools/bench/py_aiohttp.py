@@ -16,7 +16,7 @@ import aiohttp
 
 
 async def main(urls, conc, cafile):
-    counts = {"ok": 0, "fail": 0, "shown": 0}
+    counts = {"ok": 0, "fail": 0, "shown": 0, "why": {}}
     it = iter(urls)
     ctx = ssl.create_default_context(cafile=cafile) if cafile else None
     connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc, **({"ssl": ctx} if ctx else {}))
@@ -31,9 +31,14 @@ async def main(urls, conc, cafile):
                     why = f"HTTP {resp.status}"
             except Exception as e:  # noqa: BLE001 - any failure counts as a failed fetch
                 good, why = False, f"{type(e).__name__}: {e}"
+                cause = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
+                short = f"{type(e).__name__} ({getattr(cause, 'strerror', None) or cause})"
+                counts["why"][short] = counts["why"].get(short, 0) + 1
             if good:
                 counts["ok"] += 1
             else:
+                if why.startswith("HTTP "):
+                    counts["why"][why] = counts["why"].get(why, 0) + 1
                 counts["fail"] += 1
                 if counts["shown"] < 5:
                     counts["shown"] += 1
@@ -50,6 +55,9 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         urls = [s for s in (line.strip() for line in f) if s and not s.startswith("#")]
     c = asyncio.run(main(urls, int(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else None))
+    if c["fail"]:
+        why = ", ".join(f"{n} x {w}" for w, n in sorted(c["why"].items(), key=lambda kv: -kv[1]))
+        print(f"py_aiohttp: {c['fail']} of {len(urls)} failed: {why}", file=sys.stderr)
     print(f"fail={c['fail']}")
     print(f"ok={c['ok']}", flush=True)
     sys.exit(0 if c["fail"] == 0 else 1)
