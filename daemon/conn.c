@@ -68,6 +68,19 @@ static void conn_free(struct fetchd *d, struct conn *c)
 	sched_host_changed(d, h); /* may free h */
 }
 
+/* Cancel each op in flight by its user_data (a lookup; cancelling by fd scans every pending op). */
+static void conn_cancel_ops(struct fetchd *d, struct conn *c)
+{
+	static const uint8_t ops[] = { OP_CONN_CONNECT, OP_CONN_SEND, OP_CONN_RECV };
+	const bool armed[] = { c->connect_armed, c->send_armed, c->recv_armed };
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		if (!armed[i])
+			continue;
+		ring_cancel(&d->ring, conn_ud(c, ops[i]), conn_ud(c, OP_CONN_CANCEL));
+		c->ops++;
+	}
+}
+
 void conn_close(struct fetchd *d, struct conn *c, const char *reason)
 {
 	assert(c->fetch == NULL);
@@ -85,8 +98,7 @@ void conn_close(struct fetchd *d, struct conn *c, const char *reason)
 		conn_free(d, c);
 		return;
 	}
-	ring_cancel_fd(&d->ring, c->fd, conn_ud(c, OP_CONN_CANCEL));
-	c->ops++;
+	conn_cancel_ops(d, c);
 }
 
 static void conn_op_done(struct fetchd *d, struct conn *c)
@@ -190,6 +202,7 @@ static int conn_connect(struct fetchd *d, struct conn *c)
 	c->t_connect_ns = d->now_ns;
 	socklen_t len = family == AF_INET6 ? sizeof(c->addr.in6) : sizeof(c->addr.in4);
 	ring_connect(&d->ring, c->fd, &c->addr.sa, len, conn_ud(c, OP_CONN_CONNECT));
+	c->connect_armed = true;
 	c->ops++;
 	conn_arm_timer(d, c);
 	return 0;
@@ -246,6 +259,7 @@ static int conn_basic_auth(const struct fetch *f, char *out, size_t cap)
 static void conn_send_rest(struct fetchd *d, struct conn *c)
 {
 	ring_send(&d->ring, c->fd, c->req + c->req_sent, c->req_len - c->req_sent, conn_ud(c, OP_CONN_SEND));
+	c->send_armed = true;
 	c->ops++;
 }
 
@@ -572,6 +586,10 @@ void conn_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
 		return;
 	}
 	uint8_t op = ring_ud_op(cqe->user_data);
+	if (op == OP_CONN_CONNECT)
+		c->connect_armed = false;
+	else if (op == OP_CONN_SEND)
+		c->send_armed = false;
 	if (c->state != C_CLOSING) {
 		if (op == OP_CONN_CONNECT)
 			conn_on_connect(d, c, cqe->res);
@@ -606,7 +624,7 @@ void conn_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen, int64_t deadlin
 	}
 	if (!strcmp(phase, "connect") && c->addr_idx + 1 < c->host->naddrs) {
 		/* Give up on this address: the cancelled connect completes and moves to the next one. */
-		ring_cancel_fd(&d->ring, c->fd, conn_ud(c, OP_CONN_CANCEL));
+		ring_cancel(&d->ring, conn_ud(c, OP_CONN_CONNECT), conn_ud(c, OP_CONN_CANCEL));
 		c->ops++;
 		return;
 	}

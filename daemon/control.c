@@ -377,8 +377,14 @@ static void client_close(struct fetchd *d, struct client *c, const char *reason)
 		client_free(d, c);
 		return;
 	}
-	ring_cancel_fd(&d->ring, c->fd, client_ud(c, OP_CLIENT_CANCEL));
-	c->ops++;
+	static const uint8_t ops[] = { OP_CLIENT_RECV, OP_CLIENT_SEND, OP_CLIENT_RDHUP };
+	const bool armed[] = { c->recv_armed, c->send_armed, c->rdhup_armed };
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		if (armed[i]) {
+			ring_cancel(&d->ring, client_ud(c, ops[i]), client_ud(c, OP_CLIENT_CANCEL));
+			c->ops++;
+		}
+	}
 }
 
 /* A protocol error: cancel the batch, tell the client why, close once that is sent. */

@@ -103,8 +103,7 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	uint8_t ops;             /* ring ops in flight on this conn */
-	bool recv_armed;
-	bool want_recv;          /* re-arm the receive after ENOBUFS */
+	bool recv_armed, send_armed, connect_armed; /* which ops are in flight */
 	bool reused;             /* the current request is not the first on this conn */
 	bool got_bytes;          /* a byte of the current response arrived */
 	bool headers_done;

@@ -30,6 +30,7 @@ enum ring_kind {
 	RK_POLL,
 	RK_POLL_REMOVE,
 	RK_CANCEL_FD,
+	RK_CANCEL,
 	RK_CLOSE,
 };
 
@@ -195,6 +196,9 @@ static void ring_prep(struct io_uring_sqe *sqe, const struct ring_op *op)
 	case RK_CANCEL_FD:
 		io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
 		break;
+	case RK_CANCEL:
+		io_uring_prep_cancel64(sqe, op->arg, 0);
+		break;
 	case RK_CLOSE:
 		io_uring_prep_close(sqe, op->fd);
 		break;
@@ -321,6 +325,12 @@ void ring_mark_written(const void *p, size_t n)
 #else
 	(void)p, (void)n;
 #endif
+}
+
+void ring_cancel(struct ring *r, uint64_t target_ud, uint64_t ud)
+{
+	struct ring_op op = { .kind = RK_CANCEL, .user_data = ud, .arg = target_ud };
+	ring_push(r, &op);
 }
 
 void ring_close(struct ring *r, int fd, uint64_t ud)

@@ -73,7 +73,8 @@ void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 void ring_accept(struct ring *r, int fd, uint64_t ud);
 void ring_poll(struct ring *r, int fd, uint32_t poll_mask, uint64_t ud);
 void ring_poll_remove(struct ring *r, uint64_t target_ud, uint64_t ud);
-void ring_cancel_fd(struct ring *r, int fd, uint64_t ud); /* cancels every op on fd */
+void ring_cancel_fd(struct ring *r, int fd, uint64_t ud); /* cancels every op on fd: O(ops in flight) */
+void ring_cancel(struct ring *r, uint64_t target_ud, uint64_t ud); /* the op with that user_data: O(1) */
 void ring_close(struct ring *r, int fd, uint64_t ud);     /* the fd number is free once submitted */
 
 /* Tell memory checkers that the kernel wrote n bytes at p (valgrind cannot see io_uring's writes). */
