@@ -94,6 +94,12 @@ void conn_close(struct fetchd *d, struct conn *c, const char *reason)
 		list_del(&c->nobufs_link);
 	c->close_reason = reason;
 	conn_set_state(c, C_CLOSING);
+	/* Shut the socket down now: the peer sees the close at once, the connection stops counting
+	 * against the limits, and a receive in flight ends by itself (EOF). The slot waits for its ops. */
+	c->host->nopen--;
+	d->nopen--;
+	if (c->fd >= 0 && shutdown(c->fd, SHUT_RDWR) == 0)
+		c->recv_armed = false; /* ends with res 0 on its own: no cancel needed */
 	if (c->ops == 0) {
 		conn_free(d, c);
 		return;
@@ -343,6 +349,8 @@ void conn_start(struct fetchd *d, struct fetch *f)
 	}
 	c->host = h;
 	h->nconns++;
+	h->nopen++;
+	d->nopen++;
 	c->fetch = f;
 	f->conn = c;
 	int err = conn_connect(d, c);

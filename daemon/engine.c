@@ -15,6 +15,9 @@
 #include "daemon/protocol.h"
 
 #define ENGINE_STOP_GRACE_NS (2LL * 1000000000) /* after SIGTERM: wait this long for ops to drain */
+#define ENGINE_BATCH_DIV 16          /* wait for inflight/16 completions per loop turn ... */
+#define ENGINE_BATCH_MAX 32          /* ... at most this many ... */
+#define ENGINE_BATCH_WAIT_NS 500000  /* ... or 0.5 ms, whichever comes first */
 
 static unsigned engine_pow2(unsigned v)
 {
@@ -179,7 +182,14 @@ int fetchd_run(struct fetchd *d)
 			if (wait_ns < 1)
 				wait_ns = 1; /* expired: just collect what is ready, then run timers */
 		}
-		int rc = ring_submit_wait(&d->ring, wait_ns);
+		/* Under load, wake for a batch of completions (or after ENGINE_BATCH_WAIT_NS at most),
+		 * not for each one: fewer wake-ups per fetch. */
+		unsigned wait_nr = d->inflight / ENGINE_BATCH_DIV;
+		if (wait_nr > ENGINE_BATCH_MAX)
+			wait_nr = ENGINE_BATCH_MAX;
+		if (wait_nr > 1 && (wait_ns < 0 || wait_ns > ENGINE_BATCH_WAIT_NS))
+			wait_ns = ENGINE_BATCH_WAIT_NS;
+		int rc = ring_submit_wait(&d->ring, wait_nr ? wait_nr : 1, wait_ns);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			log_error("io_uring wait: %s", strerror(-rc));
 			return -1;

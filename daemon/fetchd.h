@@ -84,7 +84,8 @@ struct host {
 	struct link queue;       /* waiting fetches, FIFO */
 	uint32_t queued;
 	struct link idle;        /* idle keep-alive conns, most recent last */
-	uint32_t nconns;         /* every conn to this host, idle and closing included */
+	uint32_t nconns;         /* every conn slot referring to this host, closing ones included */
+	uint32_t nopen;          /* of those, not yet shut down: what per_host_connections bounds */
 	enum host_dns dns;
 	int dns_status;          /* c-ares status when H_FAILED */
 	int64_t t_resolve_ns;    /* lookup start */
@@ -186,7 +187,8 @@ struct fetchd {
 	uint32_t nclient_free;
 	/* connections */
 	struct conn *conns;
-	uint32_t conn_cap, nconns;
+	uint32_t conn_cap, nconns; /* slots: open ones plus closing ones waiting for their last op */
+	uint32_t nopen;          /* connections not yet shut down: what max_inflight bounds */
 	uint32_t *conn_free;
 	uint32_t nconn_free;
 	/* hosts */

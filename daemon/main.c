@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 		case 'c': conf_path = optarg; break;
 		case 's': sock = optarg; break;
 		case 't': check_only = true; break;
-		case 'V': printf("fetchd %s\n", FETCHD_VERSION); return 0;
+		case 'V': printf("fetchd %s (%s)\n", FETCHD_VERSION, tls_backend_name()); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

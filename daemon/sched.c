@@ -23,7 +23,8 @@ int sched_init(struct fetchd *d)
 {
 	d->hcap = 1024;
 	d->htab = calloc(d->hcap, sizeof(*d->htab));
-	d->conn_cap = d->conf.max_inflight;
+	/* Twice the open-connection bound: a closed connection keeps its slot until its last op ends. */
+	d->conn_cap = 2 * d->conf.max_inflight;
 	d->conns = calloc(d->conn_cap, sizeof(*d->conns));
 	d->conn_free = calloc(d->conn_cap, sizeof(*d->conn_free));
 	if (!d->htab || !d->conns || !d->conn_free)
@@ -133,7 +134,7 @@ static bool sched_host_can_start(const struct fetchd *d, const struct host *h)
 {
 	if (h->queued == 0 || h->dns != H_READY)
 		return false;
-	return !list_empty(&h->idle) || h->nconns < d->conf.per_host_connections;
+	return !list_empty(&h->idle) || h->nopen < d->conf.per_host_connections;
 }
 
 /* Free h if nothing refers to it any more; else make sure it sits in the ready FIFO if it can start. */
@@ -238,16 +239,19 @@ void sched_cancel(struct fetchd *d, struct fetch *f)
 	d->inflight--;
 }
 
-/* Make a connection slot available for host h: true when one is free now. At the cap, the least
- * recently used idle connection is closed; its slot frees when its last op completes. */
+/* Can host h get a connection now? At the open-connection bound, the least recently used idle
+ * connection is shut down to make room (at once: the origin sees it close now). */
 static bool sched_conn_slot(struct fetchd *d, struct host *h)
 {
-	if (!list_empty(&h->idle) || d->nconns < d->conn_cap)
+	if (!list_empty(&h->idle))
 		return true;
-	struct link *l = d->idle_lru.next;
-	if (l != &d->idle_lru)
+	if (d->nopen >= d->conf.max_inflight) {
+		struct link *l = d->idle_lru.next;
+		if (l == &d->idle_lru)
+			return false;
 		conn_close(d, list_entry(l, struct conn, lru_link), "evicted for a new connection");
-	return false;
+	}
+	return d->nopen < d->conf.max_inflight && d->nconns < d->conn_cap;
 }
 
 void sched_run(struct fetchd *d)

@@ -357,17 +357,17 @@ void ring_buf_put(struct ring *r, uint16_t bid)
 	io_uring_buf_ring_advance(r->br, 1);
 }
 
-int ring_submit_wait(struct ring *r, int64_t timeout_ns)
+int ring_submit_wait(struct ring *r, unsigned wait_nr, int64_t timeout_ns)
 {
 	ring_fifo_flush(r);
 	struct io_uring_cqe *cqe = NULL;
 	if (timeout_ns < 0) {
-		int ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, NULL, NULL);
+		int ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, wait_nr, NULL, NULL);
 		return ret < 0 ? ret : 0;
 	}
 	struct __kernel_timespec ts = { .tv_sec = timeout_ns / 1000000000,
 					.tv_nsec = timeout_ns % 1000000000 };
-	int ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, timeout_ns ? 1 : 0, &ts, NULL);
+	int ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, timeout_ns ? wait_nr : 0, &ts, NULL);
 	return ret < 0 ? ret : 0;
 }
 

@@ -85,9 +85,9 @@ static inline int ring_cqe_has_buf(const struct ring_cqe *c) { return (c->flags 
 uint8_t *ring_buf_get(struct ring *r, const struct ring_cqe *c, uint16_t *bid);
 void ring_buf_put(struct ring *r, uint16_t bid);
 
-/* Submit everything queued (FIFO first) and wait for at least one completion or until timeout_ns
- * passes (< 0: wait without a limit; 0: do not wait). Returns 0 or -errno (-ETIME, -EINTR are normal). */
-int ring_submit_wait(struct ring *r, int64_t timeout_ns);
+/* Submit everything queued (FIFO first) and wait for wait_nr completions or until timeout_ns passes
+ * (< 0: wait without a limit; 0: do not wait). Returns 0 or -errno (-ETIME, -EINTR are normal). */
+int ring_submit_wait(struct ring *r, unsigned wait_nr, int64_t timeout_ns);
 /* Copy up to max completions out and release them from the CQ. Returns the count. */
 unsigned ring_reap(struct ring *r, struct ring_cqe *out, unsigned max);
 
