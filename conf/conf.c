@@ -52,6 +52,7 @@ struct conf_key {
 
 static int check_no_ctl(const char *value, char *bad, size_t badlen);
 static int check_dns_servers(const char *value, char *bad, size_t badlen);
+static int check_family(const char *value, char *bad, size_t badlen);
 static int check_addresses(const char *value, char *bad, size_t badlen);
 
 #define ADDRESSES_EXPECT \
@@ -88,6 +89,13 @@ static const struct conf_key conf_keys[] = {
 	    "comma-separated a.b.c.d[:port] or [ipv6][:port]"),
 	NUM("dns", "timeout_ms", CONF_T_MS, dns_timeout_ms, 10, 60000, 5000),
 	NUM("dns", "tries", CONF_T_U32, dns_tries, 1, 10, 3),
+	NUM("dns", "cache_size", CONF_T_U32, dns_cache_size, 0, 10000000, 10000),
+	NUM("dns", "min_ttl_s", CONF_T_U32, dns_min_ttl_s, 0, 86400, 30),
+	NUM("dns", "max_ttl_s", CONF_T_U32, dns_max_ttl_s, 1, 604800, 3600),
+	NUM("dns", "negative_ttl_s", CONF_T_U32, dns_negative_ttl_s, 0, 86400, 60),
+	STR("dns", "family", dns_family, 3, 4, "any", check_family, "any, ipv4 or ipv6"),
+	STR("dns", "hosts_file", dns_hosts_file, 0, CONF_PATH_MAX - 1, "/etc/hosts", check_no_ctl,
+	    "a path without control characters"),
 
 	STR("security", "allow_addresses", allow_addresses, 0, CONF_ADDRS_MAX - 1, "", check_addresses,
 	    ADDRESSES_EXPECT),
@@ -365,6 +373,14 @@ static void conf_echo(char *bad, size_t badlen, const char *s, size_t n)
 		n = badlen - 1;
 	memcpy(bad, s, n);
 	bad[n] = '\0';
+}
+
+static int check_family(const char *value, char *bad, size_t badlen)
+{
+	if (!strcmp(value, "any") || !strcmp(value, "ipv4") || !strcmp(value, "ipv6"))
+		return 0;
+	conf_echo(bad, badlen, value, strlen(value));
+	return -1;
 }
 
 static int check_no_ctl(const char *value, char *bad, size_t badlen)

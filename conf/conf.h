@@ -48,6 +48,12 @@ struct conf {
 	char dns_servers[CONF_SERVERS_MAX]; /* servers = "127.0.0.1:5353, [::1]:53"; default "" = resolv.conf */
 	uint32_t dns_timeout_ms;         /* default 5000; 10..60000 */
 	uint32_t dns_tries;              /* default 3; 1..10 */
+	uint32_t dns_cache_size;         /* cache_size: names kept; default 10000; 0..10000000 (0: no cache) */
+	uint32_t dns_min_ttl_s;          /* min_ttl_s: shortest time an answer is kept; default 30; 0..86400 */
+	uint32_t dns_max_ttl_s;          /* max_ttl_s: longest; default 3600; 1..604800 */
+	uint32_t dns_negative_ttl_s;     /* negative_ttl_s: how long NXDOMAIN is kept; default 60; 0..86400 */
+	char dns_family[8];              /* family = any|ipv4|ipv6; default any */
+	char dns_hosts_file[CONF_PATH_MAX]; /* hosts_file: consulted before DNS; default /etc/hosts; "" none */
 
 	/* [security] (see daemon/addrpolicy.h) */
 	char allow_addresses[CONF_ADDRS_MAX]; /* CIDR list opened despite the built-in blocked ranges,

@@ -324,14 +324,27 @@ static void conn_begin_request(struct fetchd *d, struct conn *c)
 	conn_arm_timer(d, c);
 }
 
+/* An idle connection of h that may carry a request now: the most recently used one that has been
+ * idle for a whole loop turn. Bytes a server sent after its response (junk) that had already
+ * arrived then reached the idle receive, which closed the connection; a connection put back in
+ * this very turn could still hold them unseen. */
+struct conn *conn_idle_usable(const struct fetchd *d, struct host *h)
+{
+	for (struct link *l = h->idle.prev; l != &h->idle; l = l->prev) {
+		struct conn *c = list_entry(l, struct conn, pool_link);
+		if (c->idle_turn < d->turn)
+			return c;
+	}
+	return NULL;
+}
+
 void conn_start(struct fetchd *d, struct fetch *f)
 {
 	struct host *h = f->host;
 	f->attempts++;
 	fetch_set_state(f, F_CONNECTING);
-	struct link *l = h->idle.prev; /* most recently used: least likely to have been closed */
-	if (l != &h->idle) {
-		struct conn *c = list_entry(l, struct conn, pool_link);
+	struct conn *c = conn_idle_usable(d, h);
+	if (c) {
 		list_del(&c->pool_link);
 		list_del(&c->lru_link);
 		conn_set_state(c, C_BUSY);
@@ -342,7 +355,7 @@ void conn_start(struct fetchd *d, struct fetch *f)
 		conn_begin_request(d, c);
 		return;
 	}
-	struct conn *c = conn_alloc(d);
+	c = conn_alloc(d);
 	if (!c) {
 		fetch_fail(d, f, "internal", NULL, "no connection slot free");
 		return;
@@ -372,6 +385,7 @@ void conn_release(struct fetchd *d, struct conn *c, bool reusable)
 	conn_set_state(c, C_IDLE);
 	c->reused = false;
 	c->t_idle_ns = d->now_ns;
+	c->idle_turn = d->turn;
 	list_add_tail(&c->host->idle, &c->pool_link);
 	list_add_tail(&d->idle_lru, &c->lru_link);
 	conn_arm_timer(d, c);
@@ -453,14 +467,6 @@ static const char *conn_parse_class(int err)
 	return err == HTTP1_E_HEADER_TOO_LARGE ? "too_large" : "protocol";
 }
 
-/* After a response that ended exactly where a full receive buffer ended, more bytes may already wait
- * in the socket (junk after the response): look without taking them. Shorter reads drained the socket. */
-static bool conn_more_waiting(const struct conn *c, size_t read_len)
-{
-	char b;
-	return read_len >= RING_RECV_BUF_BYTES && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-}
-
 /* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
 static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, size_t len)
 {
@@ -498,8 +504,7 @@ static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, siz
 				tls_sha256_update(&c->sha, ev.data, ev.len);
 		} else if (ev.type == HTTP1_EV_DONE) {
 			/* Reuse needs a framed response, no byte after it, and our request fully sent. */
-			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len &&
-					!conn_more_waiting(c, len);
+			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len;
 			fetch_succeed(d, f, c);
 			conn_release(d, c, reusable);
 			return false;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/dnscache.h"
+#include "daemon/hostsfile.h"
 #include "daemon/log.h"
 
 #define DNS_MAX_SOCKS 64
@@ -24,11 +26,19 @@ struct dns_sock {
 	bool removing;
 };
 
+#define DNS_QUERY_BUCKETS 4096
+
+struct dns_query;
+
 struct dns {
 	ares_channel channel;
 	struct dns_sock socks[DNS_MAX_SOCKS];
 	int64_t timer_at_ns;
 	uint32_t pending;
+	int family;                   /* AF_UNSPEC, AF_INET or AF_INET6 ([dns] family) */
+	struct dnscache *cache;       /* NULL: cache_size = 0 */
+	struct hostsfile *hosts;      /* NULL: no hosts file */
+	struct dns_query *queries[DNS_QUERY_BUCKETS]; /* in flight, by name */
 };
 
 static uint64_t dns_ud(const struct dns *dn, uint32_t i, uint8_t op)
@@ -91,6 +101,34 @@ static void dns_arm_timer(struct fetchd *d)
 	fetchd_timer(d, dl, TK_DNS, 0, 0);
 }
 
+/* Read [dns] hosts_file (a missing file is an empty one, as for the resolver). */
+static int dns_load_hosts(struct fetchd *d, char *err, size_t errlen)
+{
+	const char *path = d->conf.dns_hosts_file;
+	if (!path[0])
+		return 0;
+	struct buf text = { 0 };
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno != ENOENT)
+			log_warn("dns: cannot read hosts file %s: %s", path, strerror(errno));
+		return 0;
+	}
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && text.len <= HOSTSFILE_MAX_BYTES)
+		if (buf_append(&text, chunk, n) < 0)
+			break;
+	fclose(f);
+	int rc = hostsfile_parse(&d->dns->hosts, (const char *)text.p, text.len, err, errlen);
+	buf_free(&text);
+	if (rc < 0)
+		return -1;
+	struct hostsfile_stats st = hostsfile_stats(d->dns->hosts);
+	log_info("dns: hosts file %s: %u names, %u lines skipped", path, st.names, st.skipped);
+	return 0;
+}
+
 int dns_init(struct fetchd *d, char *err, size_t errlen)
 {
 	int rc = ares_library_init(ARES_LIB_INIT_ALL);
@@ -110,7 +148,8 @@ int dns_init(struct fetchd *d, char *err, size_t errlen)
 	o.sock_state_cb_data = d;
 	o.timeout = (int)d->conf.dns_timeout_ms;
 	o.tries = (int)d->conf.dns_tries;
-	int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	o.lookups = (char *)"b"; /* DNS only: the hosts file is ours ([dns] hosts_file), read below */
+	int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
 	rc = ares_init_options(&dn->channel, &o, mask);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares channel: %s", ares_strerror(rc));
@@ -129,7 +168,13 @@ int dns_init(struct fetchd *d, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	return 0;
+	dn->family = !strcmp(d->conf.dns_family, "ipv4") ? AF_INET
+		     : !strcmp(d->conf.dns_family, "ipv6") ? AF_INET6 : AF_UNSPEC;
+	if (d->conf.dns_cache_size && !(dn->cache = dnscache_new(d->conf.dns_cache_size))) {
+		snprintf(err, errlen, "out of memory for the DNS cache");
+		return -1;
+	}
+	return dns_load_hosts(d, err, errlen);
 }
 
 void dns_fini(struct fetchd *d)
@@ -139,6 +184,8 @@ void dns_fini(struct fetchd *d)
 		return;
 	if (dn->channel)
 		ares_destroy(dn->channel); /* pending lookups call back with ARES_EDESTRUCTION */
+	dnscache_free(dn->cache);
+	hostsfile_free(dn->hosts);
 	free(dn);
 	d->dns = NULL;
 	ares_library_cleanup();
@@ -164,61 +211,150 @@ const char *dns_strerror(int status)
 	}
 }
 
+/* One query in flight for a name, and the hosts waiting for its answer (every host with that name,
+ * whatever its port or scheme): 1,000 URLs on a new name cause one query. */
 struct dns_query {
 	struct fetchd *d;
-	struct host *h;
+	struct dns_query *hash_next;
+	struct link waiters;     /* hosts, by dns_link */
+	char name[URL_HOST_MAX];
 };
+
+static uint32_t dns_name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
+}
+
+static struct dns_query **dns_query_slot(struct dns *dn, const char *name)
+{
+	struct dns_query **pp = &dn->queries[dns_name_hash(name) % DNS_QUERY_BUCKETS];
+	while (*pp && strcmp((*pp)->name, name) != 0)
+		pp = &(*pp)->hash_next;
+	return pp;
+}
+
+/* Hand addresses (port 0, from the cache, the hosts file or a lookup) to one waiting host. */
+static void dns_deliver(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
+			unsigned n, int64_t expires_ns)
+{
+	union sockaddr_any a[FETCHD_MAX_ADDRS];
+	if (n > FETCHD_MAX_ADDRS)
+		n = FETCHD_MAX_ADDRS;
+	for (unsigned i = 0; i < n; i++) {
+		a[i] = addrs[i];
+		if (a[i].sa.sa_family == AF_INET)
+			a[i].in4.sin_port = htons(h->port);
+		else
+			a[i].in6.sin6_port = htons(h->port);
+	}
+	sched_dns_done(d, h, status, a, n, expires_ns);
+}
+
+/* The TTL to keep an answer: the smallest of its records', within [min_ttl_s, max_ttl_s]. */
+static int64_t dns_answer_expiry(const struct fetchd *d, const struct ares_addrinfo *res)
+{
+	int ttl = INT32_MAX;
+	for (const struct ares_addrinfo_node *nd = res ? res->nodes : NULL; nd; nd = nd->ai_next)
+		if (nd->ai_ttl < ttl)
+			ttl = nd->ai_ttl;
+	return dnscache_expiry(d->now_ns, ttl == INT32_MAX ? 0 : ttl, d->conf.dns_min_ttl_s, d->conf.dns_max_ttl_s);
+}
+
+static unsigned dns_collect(const struct ares_addrinfo *res, union sockaddr_any *addrs)
+{
+	unsigned n = 0;
+	for (const struct ares_addrinfo_node *nd = res ? res->nodes : NULL; nd && n < FETCHD_MAX_ADDRS;
+	     nd = nd->ai_next) {
+		if (nd->ai_family != AF_INET && nd->ai_family != AF_INET6)
+			continue;
+		memset(&addrs[n], 0, sizeof(addrs[n]));
+		memcpy(&addrs[n], nd->ai_addr, nd->ai_addrlen <= sizeof(addrs[n]) ? nd->ai_addrlen : sizeof(addrs[n]));
+		n++;
+	}
+	return n;
+}
 
 static void dns_query_done(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
 	struct dns_query *q = arg;
 	struct fetchd *d = q->d;
-	struct host *h = q->h;
-	free(q);
 	(void)timeouts;
-	d->dns->pending--;
-	if (status == ARES_EDESTRUCTION) {
+	if (status == ARES_EDESTRUCTION) { /* shutting down: hosts are freed with everything else */
 		if (res)
 			ares_freeaddrinfo(res);
-		return; /* shutting down: hosts are freed with everything else */
+		free(q);
+		return;
 	}
+	struct dns *dn = d->dns;
+	*dns_query_slot(dn, q->name) = q->hash_next;
+	dn->pending--;
 	d->now_ns = ring_now_ns();
 	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
-	unsigned n = 0;
-	for (struct ares_addrinfo_node *nd = res ? res->nodes : NULL; nd && n < FETCHD_MAX_ADDRS; nd = nd->ai_next) {
-		if (nd->ai_family != AF_INET && nd->ai_family != AF_INET6)
-			continue;
-		memset(&addrs[n], 0, sizeof(addrs[n]));
-		memcpy(&addrs[n], nd->ai_addr, nd->ai_addrlen <= sizeof(addrs[n]) ? nd->ai_addrlen : sizeof(addrs[n]));
-		if (nd->ai_family == AF_INET)
-			addrs[n].in4.sin_port = htons(h->port);
-		else
-			addrs[n].in6.sin6_port = htons(h->port);
-		n++;
-	}
-	if (res)
-		ares_freeaddrinfo(res);
+	unsigned n = status == ARES_SUCCESS ? dns_collect(res, addrs) : 0;
 	if (status == ARES_SUCCESS && n == 0)
 		status = ARES_ENODATA;
-	log_debug("dns: %s -> %u addresses (%s)", h->name, n, status == ARES_SUCCESS ? "ok" : dns_strerror(status));
-	sched_dns_done(d, h, status, addrs, status == ARES_SUCCESS ? n : 0);
+	int64_t expires_ns = dns_answer_expiry(d, res);
+	if (res)
+		ares_freeaddrinfo(res);
+	if (dn->cache && n > 0)
+		dnscache_put(dn->cache, q->name, 0, addrs, n, expires_ns);
+	else if (dn->cache && (status == ARES_ENOTFOUND || status == ARES_ENODATA))
+		dnscache_put(dn->cache, q->name, status, NULL, 0, d->now_ns + (int64_t)d->conf.dns_negative_ttl_s * 1000000000);
+	log_debug("dns: %s -> %u addresses (%s)", q->name, n, status == ARES_SUCCESS ? "ok" : dns_strerror(status));
+	struct link *l;
+	while ((l = list_pop(&q->waiters))) {
+		struct host *h = list_entry(l, struct host, dns_link);
+		list_init(l);
+		dns_deliver(d, h, status, addrs, n, expires_ns);
+	}
+	free(q);
 }
 
+/* The cache or the hosts file may answer at once; else h waits on the (perhaps already running)
+ * query for its name. */
 void dns_resolve(struct fetchd *d, struct host *h)
 {
-	struct dns_query *q = malloc(sizeof(*q));
+	struct dns *dn = d->dns;
+	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
+	int n = dn->hosts ? hostsfile_lookup(dn->hosts, h->name, dn->family, addrs, FETCHD_MAX_ADDRS) : 0;
+	if (n > 0) {
+		d->stats.dns_hosts_file_hits++;
+		dns_deliver(d, h, ARES_SUCCESS, addrs, (unsigned)n, INT64_MAX);
+		return;
+	}
+	const struct dnscache_entry *e = dn->cache ? dnscache_get(dn->cache, h->name, d->now_ns) : NULL;
+	if (e) {
+		d->stats.dns_cache_hits++;
+		dns_deliver(d, h, e->status ? e->status : ARES_SUCCESS, e->addrs, e->status ? 0 : e->naddrs,
+			    e->expires_ns);
+		return;
+	}
+	struct dns_query **pp = dns_query_slot(dn, h->name);
+	if (*pp) {
+		d->stats.dns_coalesced++;
+		list_add_tail(&(*pp)->waiters, &h->dns_link);
+		return;
+	}
+	struct dns_query *q = calloc(1, sizeof(*q));
 	if (!q) {
-		sched_dns_done(d, h, ARES_ENOMEM, NULL, 0);
+		dns_deliver(d, h, ARES_ENOMEM, NULL, 0, 0);
 		return;
 	}
 	q->d = d;
-	q->h = h;
+	snprintf(q->name, sizeof(q->name), "%s", h->name);
+	list_init(&q->waiters);
+	list_add_tail(&q->waiters, &h->dns_link);
+	*pp = q;
+	dn->pending++;
+	d->stats.dns_queries++;
 	struct ares_addrinfo_hints hints;
 	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
+	hints.ai_family = dn->family;
 	hints.ai_socktype = SOCK_STREAM;
-	d->dns->pending++;
-	ares_getaddrinfo(d->dns->channel, h->name, NULL, &hints, dns_query_done, q);
+	ares_getaddrinfo(dn->channel, q->name, NULL, &hints, dns_query_done, q); /* may call back at once */
 	dns_arm_timer(d);
 }
 

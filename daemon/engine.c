@@ -54,6 +54,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 	list_init(&d->idle_lru);
 	list_init(&d->dirty);
 	list_init(&d->nobufs);
+	list_init(&d->deferred);
 	/* SQ sized for one op per connection per turn, capped; the FIFO absorbs bursts beyond it. */
 	unsigned sq = engine_pow2(c->max_inflight + c->max_clients + 64);
 	if (sq > 4096)
@@ -63,6 +64,8 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 		snprintf(err, errlen, "%s", ring_strerror(rc));
 		return -1;
 	}
+	if (addrpolicy_parse(&d->policy, c->allow_addresses, c->deny_addresses, err, errlen) < 0)
+		return -1;
 	if (ring_timers_init(&d->timers, 1024) < 0 || sched_init(d) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -189,7 +192,11 @@ int fetchd_run(struct fetchd *d)
 			wait_nr = ENGINE_BATCH_MAX;
 		if (wait_nr > 1 && (wait_ns < 0 || wait_ns > ENGINE_BATCH_WAIT_NS))
 			wait_ns = ENGINE_BATCH_WAIT_NS;
+		if (d->wake_now)
+			wait_ns = 0; /* a deferred start waits for this turn: do not sleep */
+		d->wake_now = false;
 		int rc = ring_submit_wait(&d->ring, wait_nr ? wait_nr : 1, wait_ns);
+		d->turn++;
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			log_error("io_uring wait: %s", strerror(-rc));
 			return -1;
@@ -212,10 +219,14 @@ int fetchd_run(struct fetchd *d)
 	}
 	if (d->nclients || d->nconns)
 		log_warn("stopped with work still draining: clients=%u conns=%u", d->nclients, d->nconns);
-	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu",
-		 (unsigned long long)d->stats.fetches_ok, (unsigned long long)d->stats.fetches_failed,
-		 (unsigned long long)d->stats.conns_opened, (unsigned long long)d->stats.conns_reused,
-		 (unsigned long long)d->stats.stale_cqes);
+	const struct fetchd_stats *s = &d->stats;
+	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu "
+		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu",
+		 (unsigned long long)s->fetches_ok, (unsigned long long)s->fetches_failed,
+		 (unsigned long long)s->conns_opened, (unsigned long long)s->conns_reused,
+		 (unsigned long long)s->stale_cqes, (unsigned long long)s->dns_queries,
+		 (unsigned long long)s->dns_cache_hits, (unsigned long long)s->dns_coalesced,
+		 (unsigned long long)s->dns_hosts_file_hits);
 	return 0;
 }
 

@@ -15,9 +15,11 @@
 #include <sys/types.h>
 
 #include "conf/conf.h"
+#include "daemon/addrpolicy.h"
 #include "daemon/buf.h"
 #include "daemon/http1.h"
 #include "daemon/list.h"
+#include "daemon/sockaddr.h"
 #include "daemon/url.h"
 #include "ring/ring.h"
 #include "ring/timer.h"
@@ -50,11 +52,6 @@ enum op {
 	TK_STOP,
 };
 
-union sockaddr_any {
-	struct sockaddr sa;
-	struct sockaddr_in in4;
-	struct sockaddr_in6 in6;
-};
 
 enum fetch_state { F_QUEUED = 0, F_CONNECTING, F_SENDING, F_WAITING, F_BODY, F_DONE };
 
@@ -87,8 +84,11 @@ struct host {
 	uint32_t nconns;         /* every conn slot referring to this host, closing ones included */
 	uint32_t nopen;          /* of those, not yet shut down: what per_host_connections bounds */
 	enum host_dns dns;
-	int dns_status;          /* c-ares status when H_FAILED */
+	const char *fail_class;  /* when H_FAILED: "dns" or "blocked" */
+	char fail_msg[512];      /* ... and why */
 	int64_t t_resolve_ns;    /* lookup start */
+	int64_t dns_expires_ns;  /* the addresses' TTL runs out: new connections look the name up again */
+	struct link dns_link;    /* in the lookup's list of waiting hosts while H_RESOLVING */
 	uint8_t naddrs;
 	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
 	enum url_scheme scheme;
@@ -119,6 +119,7 @@ struct conn {
 	const char *close_reason;
 	uint32_t requests;       /* served on this conn */
 	int64_t timer_at_ns;     /* deadline armed in the timer heap (0: none) */
+	uint64_t idle_turn;      /* loop turn in which it went idle */
 	int64_t t_connect_ns, t_req_ns, t_first_byte_ns, t_last_recv_ns, t_idle_ns;
 	int64_t connect_ns;
 	char *req;
@@ -166,10 +167,12 @@ struct dns;
 
 struct fetchd_stats {
 	uint64_t fetches_ok, fetches_failed, stale_cqes, conns_opened, conns_reused, stale_retries;
+	uint64_t dns_queries, dns_cache_hits, dns_hosts_file_hits, dns_coalesced;
 };
 
 struct fetchd {
 	struct conf conf;
+	struct addrpolicy policy;
 	struct ring ring;
 	struct ring_timers timers;
 	int64_t now_ns;
@@ -201,6 +204,9 @@ struct fetchd {
 	struct link nobufs;      /* conns whose receive waits for a buffer */
 	uint32_t inflight;
 	uint32_t window;         /* resolved client window */
+	uint64_t turn;           /* loop turns so far */
+	struct link deferred;    /* hosts whose only idle conns went idle this turn: retried next turn */
+	bool wake_now;           /* something waits for the next turn: do not sleep in it */
 	struct dns *dns;
 	struct fetchd_stats stats;
 };
@@ -230,7 +236,7 @@ void sched_run(struct fetchd *d);
 void sched_cancel(struct fetchd *d, struct fetch *f);   /* the client went away */
 void sched_host_changed(struct fetchd *d, struct host *h);
 void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
-		    unsigned naddrs);
+		    unsigned naddrs, int64_t expires_ns);
 void sched_requeue(struct fetchd *d, struct fetch *f);  /* back to the head of its host queue */
 
 /* conn.c */
@@ -243,6 +249,7 @@ void conn_retry_nobufs(struct fetchd *d);
 void conn_close_idle_all(struct fetchd *d);
 void conn_release(struct fetchd *d, struct conn *c, bool reusable);
 struct conn *conn_alloc(struct fetchd *d);
+struct conn *conn_idle_usable(const struct fetchd *d, struct host *h);
 
 /* fetch completion (result.c): encode the result line and hand it to the client. */
 void fetch_fail(struct fetchd *d, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)

@@ -6,9 +6,11 @@
 #include "daemon/fetchd.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/addrpolicy.h"
 #include "daemon/log.h"
 
 static uint32_t sched_hash(enum url_scheme scheme, const char *name, uint16_t port)
@@ -85,9 +87,9 @@ static void sched_grow(struct fetchd *d)
 	d->hcap = cap;
 }
 
-static void sched_host_set_literal(struct host *h, const struct url *u)
+/* An IP-literal host: its one address, as if a lookup had returned it. */
+static void sched_literal_addr(const struct url *u, union sockaddr_any *a)
 {
-	union sockaddr_any *a = &h->addrs[0];
 	memset(a, 0, sizeof(*a));
 	if (u->host_kind == URL_HOST_IPV4) {
 		a->in4.sin_family = AF_INET;
@@ -98,8 +100,6 @@ static void sched_host_set_literal(struct host *h, const struct url *u)
 		a->in6.sin6_port = htons(u->port);
 		memcpy(&a->in6.sin6_addr, u->ip, 16);
 	}
-	h->naddrs = 1;
-	h->dns = H_READY;
 }
 
 static struct host *sched_host_get(struct fetchd *d, const struct url *u)
@@ -120,8 +120,7 @@ static struct host *sched_host_get(struct fetchd *d, const struct url *u)
 	list_init(&h->queue);
 	list_init(&h->idle);
 	list_init(&h->ready_link);
-	if (u->host_kind != URL_HOST_NAME)
-		sched_host_set_literal(h, u);
+	list_init(&h->dns_link);
 	if (d->nhosts >= d->hcap)
 		sched_grow(d);
 	h->hash_next = d->htab[hash & (d->hcap - 1)];
@@ -130,11 +129,27 @@ static struct host *sched_host_get(struct fetchd *d, const struct url *u)
 	return h;
 }
 
-static bool sched_host_can_start(const struct fetchd *d, const struct host *h)
+static void sched_host_fail(struct fetchd *d, struct host *h);
+
+static bool sched_host_can_start(const struct fetchd *d, struct host *h)
 {
 	if (h->queued == 0 || h->dns != H_READY)
 		return false;
-	return !list_empty(&h->idle) || h->nopen < d->conf.per_host_connections;
+	if (!list_empty(&h->idle)) /* reuse beats a new connection, even if it means the next turn */
+		return conn_idle_usable(d, h) != NULL;
+	return h->nopen < d->conf.per_host_connections;
+}
+
+/* h waits only for one of its idle connections to be a turn old: try again next turn. */
+static bool sched_host_defer(struct fetchd *d, struct host *h)
+{
+	if (h->queued == 0 || h->dns != H_READY || list_empty(&h->idle))
+		return false;
+	if (list_linked(&h->ready_link))
+		list_del(&h->ready_link);
+	list_add_tail(&d->deferred, &h->ready_link);
+	d->wake_now = true;
+	return true;
 }
 
 /* Free h if nothing refers to it any more; else make sure it sits in the ready FIFO if it can start. */
@@ -146,8 +161,12 @@ void sched_host_changed(struct fetchd *d, struct host *h)
 		sched_host_free(d, h);
 		return;
 	}
-	if (!list_linked(&h->ready_link) && sched_host_can_start(d, h))
+	if (list_linked(&h->ready_link))
+		return;
+	if (sched_host_can_start(d, h))
 		list_add_tail(&d->ready, &h->ready_link);
+	else
+		sched_host_defer(d, h);
 }
 
 void sched_admit(struct fetchd *d, struct client *c, struct fetch *f, const struct url *u)
@@ -164,11 +183,17 @@ void sched_admit(struct fetchd *d, struct client *c, struct fetch *f, const stru
 	if (h->dns == H_NEW) {
 		h->dns = H_RESOLVING;
 		h->t_resolve_ns = d->now_ns;
-		dns_resolve(d, h); /* may complete at once and call sched_dns_done */
+		if (u->host_kind != URL_HOST_NAME) {
+			union sockaddr_any a;
+			sched_literal_addr(u, &a);
+			sched_dns_done(d, h, 0, &a, 1, INT64_MAX); /* the address policy applies to literals too */
+		} else {
+			dns_resolve(d, h); /* may complete at once and call sched_dns_done */
+		}
 		return;
 	}
 	if (h->dns == H_FAILED) {
-		sched_dns_done(d, h, h->dns_status, NULL, 0);
+		sched_host_fail(d, h);
 		return;
 	}
 	sched_host_changed(d, h);
@@ -186,23 +211,10 @@ static int64_t sched_waited_ns(const struct fetchd *d, const struct host *h, con
 	return d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns : h->t_resolve_ns);
 }
 
-void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
-		    unsigned naddrs)
+/* Fail every fetch waiting on h with the host's failure; a host with no connection is then forgotten,
+ * so a later URL for it asks again. */
+static void sched_host_fail(struct fetchd *d, struct host *h)
 {
-	if (naddrs > 0) {
-		h->dns = H_READY;
-		h->naddrs = (uint8_t)(naddrs > FETCHD_MAX_ADDRS ? FETCHD_MAX_ADDRS : naddrs);
-		memcpy(h->addrs, addrs, h->naddrs * sizeof(*addrs));
-		for (struct link *l = h->queue.next; l != &h->queue; l = l->next) {
-			struct fetch *f = list_entry(l, struct fetch, queue_link);
-			f->dns_ns = sched_waited_ns(d, h, f);
-		}
-		sched_host_changed(d, h);
-		return;
-	}
-	/* Every waiting fetch fails; the host is forgotten, so a later URL asks again. */
-	h->dns = H_FAILED;
-	h->dns_status = status;
 	struct link *l;
 	while ((l = list_pop(&h->queue))) {
 		struct fetch *f = list_entry(l, struct fetch, queue_link);
@@ -210,9 +222,44 @@ void sched_dns_done(struct fetchd *d, struct host *h, int status, const union so
 		h->queued--;
 		f->dns_ns = sched_waited_ns(d, h, f);
 		f->host = NULL;
-		fetch_fail(d, f, "dns", NULL, "cannot resolve %s: %s", h->name, dns_strerror(status));
+		fetch_fail(d, f, h->fail_class, NULL, "%s", h->fail_msg);
 	}
 	sched_host_changed(d, h);
+}
+
+/* The addresses of a lookup (or an IP literal) arrived, or the lookup failed (naddrs == 0, status
+ * says why). Each address must pass the address policy; the host connects only to those that do. */
+void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
+		    unsigned naddrs, int64_t expires_ns)
+{
+	h->dns_expires_ns = expires_ns;
+	char why[ADDRPOLICY_WHY_MAX] = "";
+	h->naddrs = 0;
+	for (unsigned i = 0; i < naddrs && h->naddrs < FETCHD_MAX_ADDRS; i++) {
+		char w[ADDRPOLICY_WHY_MAX];
+		if (addrpolicy_allowed(&d->policy, &addrs[i].sa, w, sizeof(w)))
+			h->addrs[h->naddrs++] = addrs[i];
+		else if (!why[0])
+			memcpy(why, w, sizeof(why));
+	}
+	if (h->naddrs > 0) {
+		h->dns = H_READY;
+		for (struct link *l = h->queue.next; l != &h->queue; l = l->next) {
+			struct fetch *f = list_entry(l, struct fetch, queue_link);
+			f->dns_ns = sched_waited_ns(d, h, f);
+		}
+		sched_host_changed(d, h);
+		return;
+	}
+	h->dns = H_FAILED;
+	if (naddrs > 0) {
+		h->fail_class = "blocked";
+		snprintf(h->fail_msg, sizeof(h->fail_msg), "%s: %s", h->name, why);
+	} else {
+		h->fail_class = "dns";
+		snprintf(h->fail_msg, sizeof(h->fail_msg), "cannot resolve %s: %s", h->name, dns_strerror(status));
+	}
+	sched_host_fail(d, h);
 }
 
 void sched_requeue(struct fetchd *d, struct fetch *f)
@@ -243,7 +290,7 @@ void sched_cancel(struct fetchd *d, struct fetch *f)
  * connection is shut down to make room (at once: the origin sees it close now). */
 static bool sched_conn_slot(struct fetchd *d, struct host *h)
 {
-	if (!list_empty(&h->idle))
+	if (conn_idle_usable(d, h))
 		return true;
 	if (d->nopen >= d->conf.max_inflight) {
 		struct link *l = d->idle_lru.next;
@@ -256,6 +303,10 @@ static bool sched_conn_slot(struct fetchd *d, struct host *h)
 
 void sched_run(struct fetchd *d)
 {
+	while (!list_empty(&d->deferred)) { /* their idle conns are a turn old now */
+		struct link *l = list_pop(&d->deferred);
+		list_add_tail(&d->ready, l);
+	}
 	while (d->inflight < d->conf.max_inflight && !d->stopping) {
 		struct link *l = d->ready.next;
 		if (l == &d->ready)
@@ -263,7 +314,16 @@ void sched_run(struct fetchd *d)
 		struct host *h = list_entry(l, struct host, ready_link);
 		if (!sched_host_can_start(d, h)) {
 			list_del(l);
-			sched_host_changed(d, h);
+			if (!sched_host_defer(d, h))
+				sched_host_changed(d, h);
+			continue;
+		}
+		if (h->dns_expires_ns <= d->now_ns && !conn_idle_usable(d, h)) {
+			/* A new connection, and the addresses' TTL ran out: look the name up again. */
+			list_del(l);
+			h->dns = H_RESOLVING;
+			h->t_resolve_ns = d->now_ns;
+			dns_resolve(d, h);
 			continue;
 		}
 		if (!sched_conn_slot(d, h))

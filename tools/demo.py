@@ -25,11 +25,16 @@ def main():
     sock = os.path.join(work, "fetchd.sock")
     with Origin() as origin:
         print(f"demo: nginx origin on 127.0.0.1:{origin.port} serving {sorted(origin.files)}")
-        daemon = subprocess.Popen([FETCHD, "-s", sock],
+        # Built-in defaults, but for one exception: the address policy refuses loopback, where the
+        # demo's origin lives.
+        conf = os.path.join(work, "fetchd.conf")
+        with open(conf, "w") as f:
+            f.write("[security]\nallow_addresses = 127.0.0.0/8, ::1/128\n")
+        daemon = subprocess.Popen([FETCHD, "-c", conf, "-s", sock],
                                   stderr=open(os.path.join(work, "fetchd.log"), "w"))
         try:
             wait_until(lambda: os.path.exists(sock), timeout=5, what="fetchd's socket")
-            print(f"demo: fetchd (pid {daemon.pid}) on {sock} with built-in defaults")
+            print(f"demo: fetchd (pid {daemon.pid}) on {sock}: built-in defaults, loopback allowed")
             pick = ["/1k.html", "/16k.html", "/empty.txt"]
             paths = ["/1m.bin" if i % 100 == 0 else pick[i % 3] for i in range(N_GOOD)]
             urls = [origin.url(f"{paths[i]}?n={i}") for i in range(N_GOOD)]

@@ -356,8 +356,12 @@ def runs_on_built_in_defaults_without_a_file():
         try:
             wait_until(lambda: os.path.exists(sock), timeout=5, what="socket")
             assert oct(os.stat(sock).st_mode & 0o777) == "0o660"
+            # The built-in address policy refuses loopback: the origin is never contacted.
             rc, results, err = submit(sock, [h.url("/ok?len=3")])
-            assert rc == 0, err
+            r = results[0]
+            assert rc == 5 and r["error"]["class"] == "blocked", r
+            assert "127.0.0.1 is loopback" in r["error"]["message"], r
+            assert h.stats()["connections"] == 0, h.stats()
         finally:
             p.send_signal(signal.SIGTERM)
             assert p.wait(10) == 0

@@ -500,6 +500,9 @@ def _bin(env: str, name: str) -> str:
     return os.environ.get(env) or os.path.join(REPO, "build", name)
 
 
+LOOPBACK_ALLOW = "127.0.0.0/8, ::1/128"
+
+
 def write_conf(path: str, conf) -> None:
     """Write an INI file: conf is {section: {key: value}} (values str()'d, True/False -> true/false,
     lists joined with ", "), raw text, or None (an empty file)."""
@@ -542,12 +545,19 @@ class Fetchd:
     .signal(sig), .stop() -> exit code. Context manager (stop + remove the temp dir).
     """
 
-    def __init__(self, conf=None, extra_args=(), wait: bool = True, timeout: float = 5.0, env=None):
+    def __init__(self, conf=None, extra_args=(), wait: bool = True, timeout: float = 5.0, env=None,
+                 loopback: bool = True):
+        """loopback: add [security] allow_addresses = 127.0.0.0/8, ::1/128 unless conf sets it."""
         self.dir = tempfile.mkdtemp(prefix="fetchd-test-")
         self.sock = os.path.join(self.dir, "ctl.sock")
         self.conf_path = os.path.join(self.dir, "fetchd.conf")
         self.log_path = os.path.join(self.dir, "fetchd.log")
         self.rc = None
+        if loopback and (conf is None or isinstance(conf, dict)):
+            # The tests fetch from loopback origins, which the built-in address policy refuses.
+            conf = dict(conf or {})
+            conf["security"] = dict(conf.get("security", {}))
+            conf["security"].setdefault("allow_addresses", LOOPBACK_ALLOW)
         write_conf(self.conf_path, conf)
         argv = shlex.split((env or {}).get("FETCHD_WRAP", os.environ.get("FETCHD_WRAP", "")))
         argv += [_bin("FETCHD_BIN", "fetchd"), "-c", self.conf_path, "-s", self.sock]

@@ -37,6 +37,12 @@ static const struct expect {
 	{ "dns", "servers", "", false, false, 0, 0 },
 	{ "dns", "timeout_ms", "5000", true, false, 10, 60000 },
 	{ "dns", "tries", "3", true, false, 1, 10 },
+	{ "dns", "cache_size", "10000", true, false, 0, 10000000 },
+	{ "dns", "min_ttl_s", "30", true, false, 0, 86400 },
+	{ "dns", "max_ttl_s", "3600", true, false, 1, 604800 },
+	{ "dns", "negative_ttl_s", "60", true, false, 0, 86400 },
+	{ "dns", "family", "any", false, false, 0, 0 },
+	{ "dns", "hosts_file", "/etc/hosts", false, false, 0, 0 },
 	{ "security", "allow_addresses", "", false, false, 0, 0 },
 	{ "security", "deny_addresses", "", false, false, 0, 0 },
 };
