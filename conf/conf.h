@@ -21,6 +21,7 @@ enum conf_log_level { CONF_LOG_ERROR = 0, CONF_LOG_WARN, CONF_LOG_INFO, CONF_LOG
 struct conf {
 	/* [daemon] */
 	enum conf_log_level log_level;  /* log_level = error|warn|info|debug; default info */
+	uint32_t workers;                /* worker threads; default 0 = one per online CPU; 0..64 */
 
 	/* [control] */
 	char socket_path[CONF_PATH_MAX]; /* socket; default /run/fetchd.sock */

@@ -33,11 +33,11 @@ static uint64_t conn_ud(const struct conn *c, uint8_t op)
 	return ring_ud(op, c->gen, c->idx);
 }
 
-struct conn *conn_alloc(struct fetchd *d)
+struct conn *conn_alloc(struct worker *w)
 {
-	if (d->nconn_free == 0)
+	if (w->nconn_free == 0)
 		return NULL;
-	struct conn *c = &d->conns[d->conn_free[--d->nconn_free]];
+	struct conn *c = &w->conns[w->conn_free[--w->nconn_free]];
 	assert(c->state == C_FREE && c->ops == 0);
 	char *req = c->req;
 	uint32_t idx = c->idx, gen = c->gen, req_cap = c->req_cap;
@@ -47,41 +47,41 @@ struct conn *conn_alloc(struct fetchd *d)
 	list_init(&c->pool_link);
 	list_init(&c->lru_link);
 	list_init(&c->nobufs_link);
-	d->nconns++;
+	w->nconns++;
 	return c;
 }
 
-static void conn_free(struct fetchd *d, struct conn *c)
+static void conn_free(struct worker *w, struct conn *c)
 {
 	assert(c->ops == 0 && c->fetch == NULL);
 	if (c->fd >= 0)
-		ring_close(&d->ring, c->fd, ring_ud(OP_CLOSE, 0, 0));
+		ring_close(&w->ring, c->fd, ring_ud(OP_CLOSE, 0, 0));
 	c->fd = -1;
 	log_debug("conn %u: freed (%s) after %u requests", c->idx, c->close_reason, c->requests);
 	conn_set_state(c, C_FREE);
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
-	d->conn_free[d->nconn_free++] = c->idx;
-	d->nconns--;
+	w->conn_free[w->nconn_free++] = c->idx;
+	w->nconns--;
 	struct host *h = c->host;
 	c->host = NULL;
 	h->nconns--;
-	sched_host_changed(d, h); /* may free h */
+	sched_host_changed(w, h); /* may free h */
 }
 
 /* Cancel each op in flight by its user_data (a lookup; cancelling by fd scans every pending op). */
-static void conn_cancel_ops(struct fetchd *d, struct conn *c)
+static void conn_cancel_ops(struct worker *w, struct conn *c)
 {
 	static const uint8_t ops[] = { OP_CONN_CONNECT, OP_CONN_SEND, OP_CONN_RECV };
 	const bool armed[] = { c->connect_armed, c->send_armed, c->recv_armed };
 	for (size_t i = 0; i < sizeof(ops); i++) {
 		if (!armed[i])
 			continue;
-		ring_cancel(&d->ring, conn_ud(c, ops[i]), conn_ud(c, OP_CONN_CANCEL));
+		ring_cancel(&w->ring, conn_ud(c, ops[i]), conn_ud(c, OP_CONN_CANCEL));
 		c->ops++;
 	}
 }
 
-void conn_close(struct fetchd *d, struct conn *c, const char *reason)
+void conn_close(struct worker *w, struct conn *c, const char *reason)
 {
 	assert(c->fetch == NULL);
 	if (c->state == C_CLOSING || c->state == C_FREE)
@@ -97,28 +97,29 @@ void conn_close(struct fetchd *d, struct conn *c, const char *reason)
 	/* Shut the socket down now: the peer sees the close at once, the connection stops counting
 	 * against the limits, and a receive in flight ends by itself (EOF). The slot waits for its ops. */
 	c->host->nopen--;
-	d->nopen--;
+	w->nopen--;
+	worker_budget_give(w);
 	if (c->fd >= 0 && shutdown(c->fd, SHUT_RDWR) == 0)
 		c->recv_armed = false; /* ends with res 0 on its own: no cancel needed */
 	if (c->ops == 0) {
-		conn_free(d, c);
+		conn_free(w, c);
 		return;
 	}
-	conn_cancel_ops(d, c);
+	conn_cancel_ops(w, c);
 }
 
-static void conn_op_done(struct fetchd *d, struct conn *c)
+static void conn_op_done(struct worker *w, struct conn *c)
 {
 	assert(c->ops > 0);
 	c->ops--;
 	if (c->state == C_CLOSING && c->ops == 0)
-		conn_free(d, c);
+		conn_free(w, c);
 }
 
 /* The earliest deadline for c in its current phase, and that phase's name. */
-static int64_t conn_deadline(const struct fetchd *d, const struct conn *c, const char **phase)
+static int64_t conn_deadline(const struct worker *w, const struct conn *c, const char **phase)
 {
-	const struct conf *cf = &d->conf;
+	const struct conf *cf = &w->conf;
 	int64_t dl = INT64_MAX, t;
 	*phase = NULL;
 #define CONN_CAND(expr, name)                    \
@@ -144,14 +145,14 @@ static int64_t conn_deadline(const struct fetchd *d, const struct conn *c, const
 }
 
 /* Arm a timer if c's deadline moved earlier; a later deadline is found when the earlier one fires. */
-static void conn_arm_timer(struct fetchd *d, struct conn *c)
+static void conn_arm_timer(struct worker *w, struct conn *c)
 {
 	const char *phase;
-	int64_t dl = conn_deadline(d, c, &phase);
+	int64_t dl = conn_deadline(w, c, &phase);
 	if (dl == INT64_MAX || (c->timer_at_ns != 0 && c->timer_at_ns <= dl))
 		return;
 	c->timer_at_ns = dl;
-	fetchd_timer(d, dl, TK_CONN, c->gen, c->idx);
+	worker_timer(w, dl, TK_CONN, c->gen, c->idx);
 }
 
 static void conn_fmt_addr(const union sockaddr_any *a, char *out, size_t cap)
@@ -185,17 +186,17 @@ static void conn_set_ip(struct conn *c)
 	}
 }
 
-static void conn_arm_recv(struct fetchd *d, struct conn *c)
+static void conn_arm_recv(struct worker *w, struct conn *c)
 {
 	if (c->recv_armed || c->state == C_CLOSING)
 		return;
-	ring_recv_multi(&d->ring, c->fd, conn_ud(c, OP_CONN_RECV));
+	ring_recv_multi(&w->ring, c->fd, conn_ud(c, OP_CONN_RECV));
 	c->recv_armed = true;
 	c->ops++;
 }
 
 /* Start connecting to the address at c->addr_idx. Returns 0, or -errno when no socket could be made. */
-static int conn_connect(struct fetchd *d, struct conn *c)
+static int conn_connect(struct worker *w, struct conn *c)
 {
 	struct host *h = c->host;
 	c->addr = h->addrs[c->addr_idx];
@@ -205,12 +206,12 @@ static int conn_connect(struct fetchd *d, struct conn *c)
 	if (c->fd < 0)
 		return -errno;
 	conn_set_state(c, C_CONNECTING);
-	c->t_connect_ns = d->now_ns;
+	c->t_connect_ns = w->now_ns;
 	socklen_t len = family == AF_INET6 ? sizeof(c->addr.in6) : sizeof(c->addr.in4);
-	ring_connect(&d->ring, c->fd, &c->addr.sa, len, conn_ud(c, OP_CONN_CONNECT));
+	ring_connect(&w->ring, c->fd, &c->addr.sa, len, conn_ud(c, OP_CONN_CONNECT));
 	c->connect_armed = true;
 	c->ops++;
-	conn_arm_timer(d, c);
+	conn_arm_timer(w, c);
 	return 0;
 }
 
@@ -262,15 +263,15 @@ static int conn_basic_auth(const struct fetch *f, char *out, size_t cap)
 	return conn_base64(raw, n, out, cap);
 }
 
-static void conn_send_rest(struct fetchd *d, struct conn *c)
+static void conn_send_rest(struct worker *w, struct conn *c)
 {
-	ring_send(&d->ring, c->fd, c->req + c->req_sent, c->req_len - c->req_sent, conn_ud(c, OP_CONN_SEND));
+	ring_send(&w->ring, c->fd, c->req + c->req_sent, c->req_len - c->req_sent, conn_ud(c, OP_CONN_SEND));
 	c->send_armed = true;
 	c->ops++;
 }
 
 /* Begin the exchange for c->fetch on a connected socket: build and send the request. */
-static void conn_begin_request(struct fetchd *d, struct conn *c)
+static void conn_begin_request(struct worker *w, struct conn *c)
 {
 	struct fetch *f = c->fetch;
 	struct host *h = c->host;
@@ -278,12 +279,12 @@ static void conn_begin_request(struct fetchd *d, struct conn *c)
 	const char *authp = NULL;
 	if (f->userinfo_len && conn_basic_auth(f, auth, sizeof(auth)) == 0)
 		authp = auth;
-	size_t need = 256 + f->target_len + strlen(h->host_header) + strlen(d->conf.user_agent) + sizeof(auth);
+	size_t need = 256 + f->target_len + strlen(h->host_header) + strlen(w->conf.user_agent) + sizeof(auth);
 	if (need > c->req_cap) {
 		char *p = realloc(c->req, need);
 		if (!p) {
-			fetch_fail(d, f, "internal", NULL, "out of memory building the request");
-			conn_close(d, c, "out of memory");
+			fetch_fail(w, f, "internal", NULL, "out of memory building the request");
+			conn_close(w, c, "out of memory");
 			return;
 		}
 		c->req = p, c->req_cap = (uint32_t)need;
@@ -302,11 +303,11 @@ static void conn_begin_request(struct fetchd *d, struct conn *c)
 	}
 	ssize_t n = !target ? -1
 			    : http1_build_request(c->req, c->req_cap, "GET", target, target_len, h->host_header,
-						  strlen(h->host_header), d->conf.user_agent, authp);
+						  strlen(h->host_header), w->conf.user_agent, authp);
 	free(prefixed);
 	if (n < 0) {
-		fetch_fail(d, f, "url", NULL, "cannot build a request for this URL");
-		conn_close(d, c, "request could not be built");
+		fetch_fail(w, f, "url", NULL, "cannot build a request for this URL");
+		conn_close(w, c, "request could not be built");
 		return;
 	}
 	c->req_len = (uint32_t)n;
@@ -314,36 +315,36 @@ static void conn_begin_request(struct fetchd *d, struct conn *c)
 	c->got_bytes = false;
 	c->headers_done = false;
 	c->wire_bytes = 0;
-	c->t_req_ns = d->now_ns;
+	c->t_req_ns = w->now_ns;
 	c->requests++;
-	http1_parser_init(&c->parser, false, d->conf.max_header_bytes);
+	http1_parser_init(&c->parser, false, w->conf.max_header_bytes);
 	tls_sha256_init(&c->sha);
 	fetch_set_state(f, F_SENDING);
-	conn_send_rest(d, c);
-	conn_arm_recv(d, c);
-	conn_arm_timer(d, c);
+	conn_send_rest(w, c);
+	conn_arm_recv(w, c);
+	conn_arm_timer(w, c);
 }
 
 /* An idle connection of h that may carry a request now: the most recently used one that has been
  * idle for a whole loop turn. Bytes a server sent after its response (junk) that had already
  * arrived then reached the idle receive, which closed the connection; a connection put back in
  * this very turn could still hold them unseen. */
-struct conn *conn_idle_usable(const struct fetchd *d, struct host *h)
+struct conn *conn_idle_usable(const struct worker *w, struct host *h)
 {
 	for (struct link *l = h->idle.prev; l != &h->idle; l = l->prev) {
 		struct conn *c = list_entry(l, struct conn, pool_link);
-		if (c->idle_turn < d->turn)
+		if (c->idle_turn < w->turn)
 			return c;
 	}
 	return NULL;
 }
 
-void conn_start(struct fetchd *d, struct fetch *f)
+void conn_start(struct worker *w, struct fetch *f)
 {
 	struct host *h = f->host;
 	f->attempts++;
 	fetch_set_state(f, F_CONNECTING);
-	struct conn *c = conn_idle_usable(d, h);
+	struct conn *c = conn_idle_usable(w, h);
 	if (c) {
 		list_del(&c->pool_link);
 		list_del(&c->lru_link);
@@ -351,57 +352,58 @@ void conn_start(struct fetchd *d, struct fetch *f)
 		c->reused = true;
 		c->fetch = f;
 		f->conn = c;
-		d->stats.conns_reused++;
-		conn_begin_request(d, c);
+		w->stats.conns_reused++;
+		conn_begin_request(w, c);
 		return;
 	}
-	c = conn_alloc(d);
+	c = conn_alloc(w);
 	if (!c) {
-		fetch_fail(d, f, "internal", NULL, "no connection slot free");
+		worker_budget_give(w); /* taken for this connection by the scheduler */
+		fetch_fail(w, f, "internal", NULL, "no connection slot free");
 		return;
 	}
 	c->host = h;
 	h->nconns++;
 	h->nopen++;
-	d->nopen++;
+	w->nopen++;
 	c->fetch = f;
 	f->conn = c;
-	int err = conn_connect(d, c);
+	int err = conn_connect(w, c);
 	if (err < 0) {
-		fetch_fail(d, f, "connect", NULL, "cannot create a socket: %s", strerror(-err));
-		conn_close(d, c, "socket failed");
+		fetch_fail(w, f, "connect", NULL, "cannot create a socket: %s", strerror(-err));
+		conn_close(w, c, "socket failed");
 		return;
 	}
-	d->stats.conns_opened++;
+	w->stats.conns_opened++;
 }
 
 /* After the response: keep c for the next request to its host, or close it. */
-void conn_release(struct fetchd *d, struct conn *c, bool reusable)
+void conn_release(struct worker *w, struct conn *c, bool reusable)
 {
-	if (!reusable || d->stopping || d->conf.keepalive_idle_ms == 0) {
-		conn_close(d, c, reusable ? "keep-alive disabled" : "not reusable");
+	if (!reusable || w->stopping || w->conf.keepalive_idle_ms == 0) {
+		conn_close(w, c, reusable ? "keep-alive disabled" : "not reusable");
 		return;
 	}
 	conn_set_state(c, C_IDLE);
 	c->reused = false;
-	c->t_idle_ns = d->now_ns;
-	c->idle_turn = d->turn;
+	c->t_idle_ns = w->now_ns;
+	c->idle_turn = w->turn;
 	list_add_tail(&c->host->idle, &c->pool_link);
-	list_add_tail(&d->idle_lru, &c->lru_link);
-	conn_arm_timer(d, c);
-	sched_host_changed(d, c->host);
+	list_add_tail(&w->idle_lru, &c->lru_link);
+	conn_arm_timer(w, c);
+	sched_host_changed(w, c->host);
 }
 
-static void conn_fail(struct fetchd *d, struct conn *c, const char *cls, const char *phase, const char *reason,
+static void conn_fail(struct worker *w, struct conn *c, const char *cls, const char *phase, const char *reason,
 		      const char *msg)
 {
-	fetch_fail(d, c->fetch, cls, phase, "%s", msg);
-	conn_close(d, c, reason);
+	fetch_fail(w, c->fetch, cls, phase, "%s", msg);
+	conn_close(w, c, reason);
 }
 
 /* A reused connection that died before any response byte: the server closed it while idle. Try once
  * more on a new connection, as curl does; this is not a new attempt. */
-static bool conn_retry_stale(struct fetchd *d, struct conn *c)
+static bool conn_retry_stale(struct worker *w, struct conn *c)
 {
 	struct fetch *f = c->fetch;
 	if (!c->reused || c->got_bytes || f->stale_retried)
@@ -410,18 +412,18 @@ static bool conn_retry_stale(struct fetchd *d, struct conn *c)
 	f->attempts--;
 	c->fetch = NULL;
 	f->conn = NULL;
-	d->stats.stale_retries++;
-	conn_close(d, c, "reused connection was closed by the server");
-	sched_requeue(d, f);
+	w->stats.stale_retries++;
+	conn_close(w, c, "reused connection was closed by the server");
+	sched_requeue(w, f);
 	return true;
 }
 
-static void conn_on_connect(struct fetchd *d, struct conn *c, int res)
+static void conn_on_connect(struct worker *w, struct conn *c, int res)
 {
-	c->connect_ns = d->now_ns - c->t_connect_ns; /* the last address tried, success or not */
+	c->connect_ns = w->now_ns - c->t_connect_ns; /* the last address tried, success or not */
 	if (res == 0) {
 		conn_set_state(c, C_BUSY);
-		conn_begin_request(d, c);
+		conn_begin_request(w, c);
 		return;
 	}
 	char addr[80];
@@ -431,31 +433,31 @@ static void conn_on_connect(struct fetchd *d, struct conn *c, int res)
 		close(c->fd);
 		c->fd = -1;
 		c->addr_idx++;
-		int err = conn_connect(d, c);
+		int err = conn_connect(w, c);
 		if (err == 0)
 			return;
 		res = err;
 	}
 	char msg[160];
 	snprintf(msg, sizeof(msg), "%s (%s)", strerror(-res), addr);
-	conn_fail(d, c, "connect", NULL, "connect failed", msg);
+	conn_fail(w, c, "connect", NULL, "connect failed", msg);
 }
 
-static void conn_on_send(struct fetchd *d, struct conn *c, int res)
+static void conn_on_send(struct worker *w, struct conn *c, int res)
 {
 	if (!c->fetch)
 		return; /* the exchange already ended (an early response or an error); c is closing */
 	if (res <= 0) {
-		if (conn_retry_stale(d, c))
+		if (conn_retry_stale(w, c))
 			return;
 		char msg[128];
 		snprintf(msg, sizeof(msg), "sending the request failed: %s", res ? strerror(-res) : "no progress");
-		conn_fail(d, c, "protocol", NULL, "send failed", msg);
+		conn_fail(w, c, "protocol", NULL, "send failed", msg);
 		return;
 	}
 	c->req_sent += (uint32_t)res;
 	if (c->req_sent < c->req_len) {
-		conn_send_rest(d, c);
+		conn_send_rest(w, c);
 		return;
 	}
 	if (c->fetch->state == F_SENDING)
@@ -468,7 +470,7 @@ static const char *conn_parse_class(int err)
 }
 
 /* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
-static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, size_t len)
+static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
 {
 	struct fetch *f = c->fetch;
 	size_t off = 0;
@@ -476,7 +478,7 @@ static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, siz
 		struct http1_ev ev;
 		ssize_t n = http1_parse(&c->parser, data + off, len - off, &ev);
 		if (n < 0) {
-			conn_fail(d, c, conn_parse_class((int)n), NULL, "bad response", http1_strerror((int)n));
+			conn_fail(w, c, conn_parse_class((int)n), NULL, "bad response", http1_strerror((int)n));
 			return false;
 		}
 		off += (size_t)n;
@@ -484,29 +486,29 @@ static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, siz
 			c->headers_done = true;
 			fetch_set_state(f, F_BODY);
 			if (c->parser.content_length > 0 &&
-			    (uint64_t)c->parser.content_length > d->conf.max_body_bytes) {
+			    (uint64_t)c->parser.content_length > w->conf.max_body_bytes) {
 				char msg[128];
 				snprintf(msg, sizeof(msg), "Content-Length %lld exceeds max_body_bytes %llu",
 					 (long long)c->parser.content_length,
-					 (unsigned long long)d->conf.max_body_bytes);
-				conn_fail(d, c, "too_large", NULL, "body too large", msg);
+					 (unsigned long long)w->conf.max_body_bytes);
+				conn_fail(w, c, "too_large", NULL, "body too large", msg);
 				return false;
 			}
 		} else if (ev.type == HTTP1_EV_BODY) {
-			if (c->parser.body_bytes > d->conf.max_body_bytes) {
+			if (c->parser.body_bytes > w->conf.max_body_bytes) {
 				char msg[96];
 				snprintf(msg, sizeof(msg), "body exceeds max_body_bytes %llu",
-					 (unsigned long long)d->conf.max_body_bytes);
-				conn_fail(d, c, "too_large", NULL, "body too large", msg);
+					 (unsigned long long)w->conf.max_body_bytes);
+				conn_fail(w, c, "too_large", NULL, "body too large", msg);
 				return false;
 			}
-			if (f->client->hash)
+			if (f->hash)
 				tls_sha256_update(&c->sha, ev.data, ev.len);
 		} else if (ev.type == HTTP1_EV_DONE) {
 			/* Reuse needs a framed response, no byte after it, and our request fully sent. */
 			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len;
-			fetch_succeed(d, f, c);
-			conn_release(d, c, reusable);
+			fetch_succeed(w, f, c);
+			conn_release(w, c, reusable);
 			return false;
 		} else {
 			return true; /* HTTP1_EV_NONE: everything consumed */
@@ -514,87 +516,87 @@ static bool conn_feed(struct fetchd *d, struct conn *c, const uint8_t *data, siz
 	}
 }
 
-static void conn_on_eof(struct fetchd *d, struct conn *c)
+static void conn_on_eof(struct worker *w, struct conn *c)
 {
 	if (c->state == C_IDLE) {
-		conn_close(d, c, "server closed the idle connection");
+		conn_close(w, c, "server closed the idle connection");
 		return;
 	}
-	if (conn_retry_stale(d, c))
+	if (conn_retry_stale(w, c))
 		return;
 	int rc = http1_finish(&c->parser);
 	if (rc == HTTP1_EV_DONE) {
-		fetch_succeed(d, c->fetch, c);
-		conn_close(d, c, "body ended at EOF");
+		fetch_succeed(w, c->fetch, c);
+		conn_close(w, c, "body ended at EOF");
 	} else if (rc == HTTP1_EV_NONE) {
-		conn_fail(d, c, "protocol", NULL, "eof", "server closed the connection without a response");
+		conn_fail(w, c, "protocol", NULL, "eof", "server closed the connection without a response");
 	} else {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "%s: server closed the connection after %llu body bytes",
 			 http1_strerror(rc), (unsigned long long)c->parser.body_bytes);
-		conn_fail(d, c, "protocol", NULL, "truncated", msg);
+		conn_fail(w, c, "protocol", NULL, "truncated", msg);
 	}
 }
 
-static void conn_on_recv(struct fetchd *d, struct conn *c, const struct ring_cqe *cqe)
+static void conn_on_recv(struct worker *w, struct conn *c, const struct ring_cqe *cqe)
 {
 	c->recv_armed = ring_cqe_more(cqe); /* a multishot receive stays armed while F_MORE is set */
 	uint16_t bid = 0;
-	uint8_t *data = ring_cqe_has_buf(cqe) ? ring_buf_get(&d->ring, cqe, &bid) : NULL;
+	uint8_t *data = ring_cqe_has_buf(cqe) ? ring_buf_get(&w->ring, cqe, &bid) : NULL;
 	if (c->state == C_CLOSING) {
 		/* nothing to do with the bytes */
 	} else if (cqe->res == -ENOBUFS) {
-		d->ring.enobufs++;
-		list_add_tail(&d->nobufs, &c->nobufs_link);
+		w->ring.enobufs++;
+		list_add_tail(&w->nobufs, &c->nobufs_link);
 	} else if (cqe->res < 0) {
 		if (c->state == C_IDLE) {
-			conn_close(d, c, "error on the idle connection");
-		} else if (!conn_retry_stale(d, c)) {
+			conn_close(w, c, "error on the idle connection");
+		} else if (!conn_retry_stale(w, c)) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "receive failed: %s (after %llu bytes)", strerror(-cqe->res),
 				 (unsigned long long)c->wire_bytes);
-			conn_fail(d, c, "protocol", NULL, "recv failed", msg);
+			conn_fail(w, c, "protocol", NULL, "recv failed", msg);
 		}
 	} else if (cqe->res == 0) {
-		conn_on_eof(d, c);
+		conn_on_eof(w, c);
 	} else if (c->state == C_IDLE) {
-		conn_close(d, c, "unexpected bytes on an idle connection");
-	} else if (c->reused && !c->got_bytes && c->req_sent < c->req_len && conn_retry_stale(d, c)) {
+		conn_close(w, c, "unexpected bytes on an idle connection");
+	} else if (c->reused && !c->got_bytes && c->req_sent < c->req_len && conn_retry_stale(w, c)) {
 		/* bytes before our request even left: junk the server sent after the previous response */
 	} else {
 		if (!c->got_bytes)
-			c->t_first_byte_ns = d->now_ns;
+			c->t_first_byte_ns = w->now_ns;
 		c->got_bytes = true;
-		c->t_last_recv_ns = d->now_ns;
+		c->t_last_recv_ns = w->now_ns;
 		c->wire_bytes += (uint64_t)cqe->res;
-		conn_feed(d, c, data, (size_t)cqe->res);
+		conn_feed(w, c, data, (size_t)cqe->res);
 	}
 	if (data)
-		ring_buf_put(&d->ring, bid);
+		ring_buf_put(&w->ring, bid);
 	if ((c->state == C_BUSY || c->state == C_IDLE) && !list_linked(&c->nobufs_link))
-		conn_arm_recv(d, c);
+		conn_arm_recv(w, c);
 }
 
-void conn_retry_nobufs(struct fetchd *d)
+void conn_retry_nobufs(struct worker *w)
 {
 	struct link *l;
-	while ((l = list_pop(&d->nobufs))) {
+	while ((l = list_pop(&w->nobufs))) {
 		struct conn *c = list_entry(l, struct conn, nobufs_link);
-		conn_arm_recv(d, c);
+		conn_arm_recv(w, c);
 	}
 }
 
-void conn_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
+void conn_on_cqe(struct worker *w, const struct ring_cqe *cqe)
 {
 	uint32_t idx = ring_ud_idx(cqe->user_data);
-	struct conn *c = idx < d->conn_cap ? &d->conns[idx] : NULL;
+	struct conn *c = idx < w->conn_cap ? &w->conns[idx] : NULL;
 	if (!c || c->gen != ring_ud_gen(cqe->user_data) || c->state == C_FREE) {
-		d->stats.stale_cqes++;
+		w->stats.stale_cqes++;
 		log_error("stale connection completion op=%u idx=%u dropped", ring_ud_op(cqe->user_data), idx);
 		if (ring_cqe_has_buf(cqe)) {
 			uint16_t bid;
-			ring_buf_get(&d->ring, cqe, &bid);
-			ring_buf_put(&d->ring, bid);
+			ring_buf_get(&w->ring, cqe, &bid);
+			ring_buf_put(&w->ring, bid);
 		}
 		return;
 	}
@@ -605,69 +607,69 @@ void conn_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
 		c->send_armed = false;
 	if (c->state != C_CLOSING) {
 		if (op == OP_CONN_CONNECT)
-			conn_on_connect(d, c, cqe->res);
+			conn_on_connect(w, c, cqe->res);
 		else if (op == OP_CONN_SEND)
-			conn_on_send(d, c, cqe->res);
+			conn_on_send(w, c, cqe->res);
 	}
 	if (op == OP_CONN_RECV) {
-		conn_on_recv(d, c, cqe);
+		conn_on_recv(w, c, cqe);
 		if (ring_cqe_more(cqe))
 			return; /* still armed: the op has not ended */
 	}
-	conn_op_done(d, c);
+	conn_op_done(w, c);
 }
 
-void conn_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen, int64_t deadline_ns)
+void conn_on_timer(struct worker *w, uint32_t idx, uint32_t gen, int64_t deadline_ns)
 {
-	if (idx >= d->conn_cap)
+	if (idx >= w->conn_cap)
 		return;
-	struct conn *c = &d->conns[idx];
+	struct conn *c = &w->conns[idx];
 	if (c->gen != gen || c->timer_at_ns != deadline_ns || c->state == C_FREE || c->state == C_CLOSING)
 		return; /* superseded */
 	c->timer_at_ns = 0;
 	const char *phase;
-	int64_t dl = conn_deadline(d, c, &phase);
-	if (dl > d->now_ns) {
-		conn_arm_timer(d, c);
+	int64_t dl = conn_deadline(w, c, &phase);
+	if (dl > w->now_ns) {
+		conn_arm_timer(w, c);
 		return;
 	}
 	if (c->state == C_IDLE) {
-		conn_close(d, c, "keep-alive idle time over");
+		conn_close(w, c, "keep-alive idle time over");
 		return;
 	}
 	if (!strcmp(phase, "connect") && c->addr_idx + 1 < c->host->naddrs) {
 		/* Give up on this address: the cancelled connect completes and moves to the next one. */
-		ring_cancel(&d->ring, conn_ud(c, OP_CONN_CONNECT), conn_ud(c, OP_CONN_CANCEL));
+		ring_cancel(&w->ring, conn_ud(c, OP_CONN_CONNECT), conn_ud(c, OP_CONN_CANCEL));
 		c->ops++;
 		return;
 	}
-	const struct conf *cf = &d->conf;
+	const struct conf *cf = &w->conf;
 	uint32_t ms = !strcmp(phase, "connect") ? cf->connect_timeout_ms
 		      : !strcmp(phase, "header") ? cf->header_timeout_ms
 		      : !strcmp(phase, "idle")   ? cf->idle_timeout_ms
 						 : cf->timeout_ms;
-	fetch_fail(d, c->fetch, "timeout", phase, "%s timeout after %u ms", phase, ms);
-	conn_close(d, c, "timeout");
+	fetch_fail(w, c->fetch, "timeout", phase, "%s timeout after %u ms", phase, ms);
+	conn_close(w, c, "timeout");
 }
 
-void conn_detach_cancel(struct fetchd *d, struct fetch *f)
+void conn_detach_cancel(struct worker *w, struct fetch *f)
 {
 	struct conn *c = f->conn;
 	if (!c)
 		return;
 	c->fetch = NULL;
 	f->conn = NULL;
-	conn_close(d, c, "cancelled");
+	conn_close(w, c, "cancelled");
 }
 
-void conn_close_idle_all(struct fetchd *d)
+void conn_close_idle_all(struct worker *w)
 {
 	struct link *l;
-	while ((l = list_pop(&d->idle_lru))) {
+	while ((l = list_pop(&w->idle_lru))) {
 		list_init(l);
 		struct conn *c = list_entry(l, struct conn, lru_link);
-		list_add_tail(&d->idle_lru, &c->lru_link); /* conn_close unlinks it */
-		conn_close(d, c, "stopping");
+		list_add_tail(&w->idle_lru, &c->lru_link); /* conn_close unlinks it */
+		conn_close(w, c, "stopping");
 	}
 }
 

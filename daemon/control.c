@@ -120,7 +120,10 @@ static void client_frame(struct client *c, uint8_t type, const char *payload, si
 	c->flush_now = true;
 }
 
-void control_result(struct fetchd *d, struct client *c, struct result *r)
+/* Append one result line (JSON and its newline) to c's open RESULTS frame: encoded from r, or as
+ * encoded already by a worker (line, len). */
+static void client_result(struct fetchd *d, struct client *c, const struct result *r, const uint8_t *line,
+			  size_t len)
 {
 	c->results++;
 	if (c->out.len == 0)
@@ -131,8 +134,9 @@ void control_result(struct fetchd *d, struct client *c, struct result *r)
 		if (buf_append(&c->out, hdr, sizeof(hdr)) < 0)
 			c->open_frame = CONTROL_NO_FRAME;
 	}
-	if (c->open_frame == CONTROL_NO_FRAME || result_encode(&c->out, r) < 0) {
-		log_error("client %u: out of memory encoding a result", c->id);
+	if (c->open_frame == CONTROL_NO_FRAME ||
+	    (r ? result_encode(&c->out, r) : buf_append(&c->out, line, len)) < 0) {
+		log_error("client %u: out of memory queueing a result", c->id);
 		return;
 	}
 	if (c->out.len - c->open_frame > CONTROL_RESULTS_FRAME_BYTES)
@@ -140,7 +144,11 @@ void control_result(struct fetchd *d, struct client *c, struct result *r)
 	client_mark_dirty(d, c);
 }
 
-void control_fetch_done(struct fetchd *d, struct fetch *f)
+static void client_maybe_free(struct fetchd *d, struct client *c);
+static void client_free(struct fetchd *d, struct client *c);
+
+/* A fetch came back from its worker: it no longer counts against its client. */
+static void control_fetch_done(struct fetchd *d, struct fetch *f)
 {
 	struct client *c = f->client;
 	list_del(&f->client_link);
@@ -148,6 +156,35 @@ void control_fetch_done(struct fetchd *d, struct fetch *f)
 	c->admitted_bytes -= f->url_len;
 	free(f);
 	client_mark_dirty(d, c);
+	client_maybe_free(d, c);
+}
+
+static void control_record(void *arg, struct fetch *f, const uint8_t *line, uint32_t len)
+{
+	struct fetchd *d = arg;
+	struct client *c = f->client;
+	if (len && !c->cancelling && c->state == CL_OPEN)
+		client_result(d, c, NULL, line, len);
+	else
+		c->cancelled++;
+	control_fetch_done(d, f);
+}
+
+void control_results(struct fetchd *d)
+{
+	for (uint32_t i = 0; i < d->nworkers; i++) {
+		worker_take_results(&d->workers[i], &d->results);
+		worker_records(&d->results, control_record, d);
+		d->results.len = 0;
+	}
+}
+
+uint32_t control_worker_of(const struct fetchd *d, const char *host)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = host; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % d->nworkers;
 }
 
 /* A result for a line that never became a fetch (bad URL). */
@@ -163,7 +200,7 @@ static void client_reject_line(struct fetchd *d, struct client *c, const char *l
 	r.attempts = 0;
 	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);
 	d->stats.fetches_failed++;
-	control_result(d, c, &r);
+	client_result(d, c, &r, NULL, 0);
 }
 
 static void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t len)
@@ -191,11 +228,16 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 	f->target_off = (uint32_t)u.target_off, f->target_len = (uint32_t)u.target_len;
 	f->userinfo_off = (uint32_t)u.userinfo_off, f->userinfo_len = (uint32_t)u.userinfo_len;
 	f->client = c;
-	list_init(&f->queue_link);
+	f->client_idx = c->idx;
+	f->client_gen = c->gen;
+	f->hash = c->hash;
+	list_init(&f->wlink);
 	list_add_tail(&c->fetches, &f->client_link);
 	c->admitted++;
 	c->admitted_bytes += len;
-	sched_admit(d, c, f, &u); /* may finish f at once (a failed lookup) */
+	uint32_t wi = control_worker_of(d, u.host); /* a name always goes to the same worker */
+	worker_submit(&d->workers[wi], f);
+	d->wake_mask |= 1ull << wi;
 }
 
 static bool client_can_admit(const struct fetchd *d, const struct client *c)
@@ -331,6 +373,13 @@ static void client_process(struct fetchd *d, struct client *c)
 		client_arm_recv(d, c);
 }
 
+/* A closing client is freed once no ring op and no fetch refers to it any more. */
+static void client_maybe_free(struct fetchd *d, struct client *c)
+{
+	if (c->state == CL_CLOSING && c->ops == 0 && c->admitted == 0)
+		client_free(d, c);
+}
+
 static void client_free(struct fetchd *d, struct client *c)
 {
 	if (c->fd >= 0)
@@ -346,18 +395,15 @@ static void client_free(struct fetchd *d, struct client *c)
 	control_arm_accept(d); /* a slot is free again */
 }
 
+/* Ask every worker to drop c's fetches; they come back (as cancelled, or with results that are
+ * dropped) and are freed then. */
 static void client_cancel_fetches(struct fetchd *d, struct client *c)
 {
-	struct link *l;
-	while ((l = list_pop(&c->fetches))) {
-		struct fetch *f = list_entry(l, struct fetch, client_link);
-		list_init(&f->client_link);
-		sched_cancel(d, f);
-		c->cancelled++;
-		c->admitted--;
-		c->admitted_bytes -= f->url_len;
-		free(f);
-	}
+	if (c->cancelling || c->admitted == 0)
+		return;
+	c->cancelling = true;
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		worker_cancel_client(&d->workers[i], c->idx, c->gen);
 }
 
 static void client_close(struct fetchd *d, struct client *c, const char *reason)
@@ -372,9 +418,9 @@ static void client_close(struct fetchd *d, struct client *c, const char *reason)
 	c->state = CL_CLOSING;
 	c->close_reason = reason;
 	log_info("client %u closed: %s urls=%llu results=%llu cancelled=%u", c->id, reason,
-		 (unsigned long long)c->urls, (unsigned long long)c->results, c->cancelled);
+		 (unsigned long long)c->urls, (unsigned long long)c->results, c->cancelled + c->admitted);
 	if (c->ops == 0) {
-		client_free(d, c);
+		client_maybe_free(d, c);
 		return;
 	}
 	static const uint8_t ops[] = { OP_CLIENT_RECV, OP_CLIENT_SEND, OP_CLIENT_RDHUP };
@@ -478,6 +524,9 @@ void control_service(struct fetchd *d)
 			client_check_done(d, c);
 		client_flush(d, c);
 	}
+	for (uint32_t i = 0; d->wake_mask; i++, d->wake_mask >>= 1)
+		if (d->wake_mask & 1)
+			worker_wake(&d->workers[i]);
 }
 
 static void control_on_accept(struct fetchd *d, int res)
@@ -582,8 +631,7 @@ void control_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
 			client_close(d, c, "client hung up");
 	}
 	c->ops--;
-	if (c->state == CL_CLOSING && c->ops == 0)
-		client_free(d, c);
+	client_maybe_free(d, c);
 }
 
 void control_stop(struct fetchd *d)

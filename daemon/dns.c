@@ -27,8 +27,8 @@ struct dns_sock {
 };
 
 #define DNS_QUERY_BUCKETS 4096
-
-struct dns_query;
+#define DNS_MAX_QUERIES 128        /* lookups in flight per worker; more wait their turn */
+#define DNS_SOCK_RCVBUF (1 << 20)  /* answers to a burst of queries must not overflow the socket */
 
 struct dns {
 	ares_channel channel;
@@ -38,7 +38,18 @@ struct dns {
 	int family;                   /* AF_UNSPEC, AF_INET or AF_INET6 ([dns] family) */
 	struct dnscache *cache;       /* NULL: cache_size = 0 */
 	struct hostsfile *hosts;      /* NULL: no hosts file */
-	struct dns_query *queries[DNS_QUERY_BUCKETS]; /* in flight, by name */
+	struct dns_query *queries[DNS_QUERY_BUCKETS]; /* in flight or waiting, by name */
+	struct link waiting;          /* queries not started yet (DNS_MAX_QUERIES in flight) */
+};
+
+/* One query in flight for a name, and the hosts waiting for its answer (every host with that name,
+ * whatever its port or scheme): 1,000 URLs on a new name cause one query. */
+struct dns_query {
+	struct worker *w;
+	struct dns_query *hash_next;
+	struct link waiting_link; /* in dn->waiting until started */
+	struct link waiters;     /* hosts, by dns_link */
+	char name[URL_HOST_MAX];
 };
 
 static uint64_t dns_ud(const struct dns *dn, uint32_t i, uint8_t op)
@@ -46,19 +57,19 @@ static uint64_t dns_ud(const struct dns *dn, uint32_t i, uint8_t op)
 	return ring_ud(op, dn->socks[i].gen, i);
 }
 
-static void dns_arm(struct fetchd *d, uint32_t i)
+static void dns_arm(struct worker *w, uint32_t i)
 {
-	struct dns_sock *s = &d->dns->socks[i];
+	struct dns_sock *s = &w->dns->socks[i];
 	if (s->armed || !s->want)
 		return;
-	ring_poll(&d->ring, s->fd, s->want, dns_ud(d->dns, i, OP_DNS_POLL));
+	ring_poll(&w->ring, s->fd, s->want, dns_ud(w->dns, i, OP_DNS_POLL));
 	s->armed = s->want;
 }
 
 static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
-	struct fetchd *d = data;
-	struct dns *dn = d->dns;
+	struct worker *w = data;
+	struct dns *dn = w->dns;
 	uint32_t want = (readable ? POLLIN : 0) | (writable ? POLLOUT : 0);
 	int slot = -1, free_slot = -1;
 	for (int i = 0; i < DNS_MAX_SOCKS; i++) {
@@ -81,30 +92,30 @@ static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writa
 	s->want = want;
 	if (s->armed && s->armed != want && !s->removing) {
 		/* Interest changed (or the socket is closing): take the old poll back; re-armed on completion. */
-		ring_poll_remove(&d->ring, dns_ud(dn, (uint32_t)slot, OP_DNS_POLL), dns_ud(dn, (uint32_t)slot, OP_DNS_REMOVE));
+		ring_poll_remove(&w->ring, dns_ud(dn, (uint32_t)slot, OP_DNS_POLL), dns_ud(dn, (uint32_t)slot, OP_DNS_REMOVE));
 		s->removing = true;
 	} else if (!s->armed && want) {
-		dns_arm(d, (uint32_t)slot);
+		dns_arm(w, (uint32_t)slot);
 	}
 }
 
-static void dns_arm_timer(struct fetchd *d)
+static void dns_arm_timer(struct worker *w)
 {
-	struct dns *dn = d->dns;
+	struct dns *dn = w->dns;
 	struct timeval tv;
 	if (!dn->pending || !ares_timeout(dn->channel, NULL, &tv))
 		return;
-	int64_t dl = d->now_ns + (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+	int64_t dl = w->now_ns + (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
 	if (dn->timer_at_ns && dn->timer_at_ns <= dl)
 		return;
 	dn->timer_at_ns = dl;
-	fetchd_timer(d, dl, TK_DNS, 0, 0);
+	worker_timer(w, dl, TK_DNS, 0, 0);
 }
 
 /* Read [dns] hosts_file (a missing file is an empty one, as for the resolver). */
-static int dns_load_hosts(struct fetchd *d, char *err, size_t errlen)
+static int dns_load_hosts(struct worker *w, char *err, size_t errlen)
 {
-	const char *path = d->conf.dns_hosts_file;
+	const char *path = w->conf.dns_hosts_file;
 	if (!path[0])
 		return 0;
 	struct buf text = { 0 };
@@ -120,16 +131,60 @@ static int dns_load_hosts(struct fetchd *d, char *err, size_t errlen)
 		if (buf_append(&text, chunk, n) < 0)
 			break;
 	fclose(f);
-	int rc = hostsfile_parse(&d->dns->hosts, (const char *)text.p, text.len, err, errlen);
+	int rc = hostsfile_parse(&w->dns->hosts, (const char *)text.p, text.len, err, errlen);
 	buf_free(&text);
 	if (rc < 0)
 		return -1;
-	struct hostsfile_stats st = hostsfile_stats(d->dns->hosts);
-	log_info("dns: hosts file %s: %u names, %u lines skipped", path, st.names, st.skipped);
+	struct hostsfile_stats st = hostsfile_stats(w->dns->hosts);
+	if (w->id == 0) /* every worker reads it; one line says it */
+		log_info("dns: hosts file %s: %u names, %u lines skipped", path, st.names, st.skipped);
 	return 0;
 }
 
-int dns_init(struct fetchd *d, char *err, size_t errlen)
+/* The c-ares channel: sockets watched through the ring, our timeouts, our hosts file (c-ares does
+ * DNS only), [dns] servers if set (else resolv.conf's). URL hosts are absolute: no search list. */
+static int dns_channel(struct worker *w, int flags, int *nservers, char *err, size_t errlen)
+{
+	struct dns *dn = w->dns;
+	struct ares_options o;
+	memset(&o, 0, sizeof(o));
+	o.sock_state_cb = dns_sock_state;
+	o.sock_state_cb_data = w;
+	o.timeout = (int)w->conf.dns_timeout_ms;
+	o.tries = (int)w->conf.dns_tries;
+	o.lookups = (char *)"b";
+	o.socket_receive_buffer_size = DNS_SOCK_RCVBUF;
+	o.flags = flags;
+	int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS |
+		   ARES_OPT_SOCK_RCVBUF | ARES_OPT_FLAGS;
+	int rc = ares_init_options(&dn->channel, &o, mask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares channel: %s", ares_strerror(rc));
+		return -1;
+	}
+	if (w->conf.dns_servers[0]) {
+		char csv[sizeof(w->conf.dns_servers)];
+		size_t n = 0;
+		for (const char *p = w->conf.dns_servers; *p; p++)
+			if (*p != ' ' && *p != '\t')
+				csv[n++] = *p;
+		csv[n] = 0;
+		rc = ares_set_servers_ports_csv(dn->channel, csv);
+		if (rc != ARES_SUCCESS) {
+			snprintf(err, errlen, "[dns] servers '%s': %s", w->conf.dns_servers, ares_strerror(rc));
+			return -1;
+		}
+	}
+	struct ares_addr_port_node *servers = NULL;
+	*nservers = 0;
+	if (ares_get_servers_ports(dn->channel, &servers) == ARES_SUCCESS)
+		for (struct ares_addr_port_node *s = servers; s; s = s->next)
+			(*nservers)++;
+	ares_free_data(servers);
+	return 0;
+}
+
+int dns_init(struct worker *w, char *err, size_t errlen)
 {
 	int rc = ares_library_init(ARES_LIB_INIT_ALL);
 	if (rc != ARES_SUCCESS) {
@@ -141,53 +196,42 @@ int dns_init(struct fetchd *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	d->dns = dn;
-	struct ares_options o;
-	memset(&o, 0, sizeof(o));
-	o.sock_state_cb = dns_sock_state;
-	o.sock_state_cb_data = d;
-	o.timeout = (int)d->conf.dns_timeout_ms;
-	o.tries = (int)d->conf.dns_tries;
-	o.lookups = (char *)"b"; /* DNS only: the hosts file is ours ([dns] hosts_file), read below */
-	int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS;
-	rc = ares_init_options(&dn->channel, &o, mask);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "c-ares channel: %s", ares_strerror(rc));
+	list_init(&dn->waiting);
+	w->dns = dn;
+	int nservers = 0;
+	if (dns_channel(w, ARES_FLAG_NOSEARCH, &nservers, err, errlen) < 0)
 		return -1;
-	}
-	if (d->conf.dns_servers[0]) {
-		char csv[sizeof(d->conf.dns_servers)];
-		size_t n = 0;
-		for (const char *p = d->conf.dns_servers; *p; p++)
-			if (*p != ' ' && *p != '\t')
-				csv[n++] = *p;
-		csv[n] = 0;
-		rc = ares_set_servers_ports_csv(dn->channel, csv);
-		if (rc != ARES_SUCCESS) {
-			snprintf(err, errlen, "[dns] servers '%s': %s", d->conf.dns_servers, ares_strerror(rc));
+	if (nservers == 1) {
+		/* With one server there is no other to try after a SERVFAIL or REFUSED: report those as
+		 * they are (c-ares would say "could not contact the DNS server"). */
+		ares_destroy(dn->channel);
+		dn->channel = NULL;
+		if (dns_channel(w, ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP, &nservers, err, errlen) < 0)
 			return -1;
-		}
 	}
-	dn->family = !strcmp(d->conf.dns_family, "ipv4") ? AF_INET
-		     : !strcmp(d->conf.dns_family, "ipv6") ? AF_INET6 : AF_UNSPEC;
-	if (d->conf.dns_cache_size && !(dn->cache = dnscache_new(d->conf.dns_cache_size))) {
+	dn->family = !strcmp(w->conf.dns_family, "ipv4") ? AF_INET
+		     : !strcmp(w->conf.dns_family, "ipv6") ? AF_INET6 : AF_UNSPEC;
+	if (w->conf.dns_cache_size && !(dn->cache = dnscache_new(w->conf.dns_cache_size))) {
 		snprintf(err, errlen, "out of memory for the DNS cache");
 		return -1;
 	}
-	return dns_load_hosts(d, err, errlen);
+	return dns_load_hosts(w, err, errlen);
 }
 
-void dns_fini(struct fetchd *d)
+void dns_fini(struct worker *w)
 {
-	struct dns *dn = d->dns;
+	struct dns *dn = w->dns;
 	if (!dn)
 		return;
 	if (dn->channel)
 		ares_destroy(dn->channel); /* pending lookups call back with ARES_EDESTRUCTION */
+	struct link *l;
+	while ((l = list_pop(&dn->waiting))) /* never started: no callback will free them */
+		free(list_entry(l, struct dns_query, waiting_link));
 	dnscache_free(dn->cache);
 	hostsfile_free(dn->hosts);
 	free(dn);
-	d->dns = NULL;
+	w->dns = NULL;
 	ares_library_cleanup();
 }
 
@@ -211,14 +255,6 @@ const char *dns_strerror(int status)
 	}
 }
 
-/* One query in flight for a name, and the hosts waiting for its answer (every host with that name,
- * whatever its port or scheme): 1,000 URLs on a new name cause one query. */
-struct dns_query {
-	struct fetchd *d;
-	struct dns_query *hash_next;
-	struct link waiters;     /* hosts, by dns_link */
-	char name[URL_HOST_MAX];
-};
 
 static uint32_t dns_name_hash(const char *name)
 {
@@ -237,7 +273,7 @@ static struct dns_query **dns_query_slot(struct dns *dn, const char *name)
 }
 
 /* Hand addresses (port 0, from the cache, the hosts file or a lookup) to one waiting host. */
-static void dns_deliver(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
+static void dns_deliver(struct worker *w, struct host *h, int status, const union sockaddr_any *addrs,
 			unsigned n, int64_t expires_ns)
 {
 	union sockaddr_any a[FETCHD_MAX_ADDRS];
@@ -250,17 +286,17 @@ static void dns_deliver(struct fetchd *d, struct host *h, int status, const unio
 		else
 			a[i].in6.sin6_port = htons(h->port);
 	}
-	sched_dns_done(d, h, status, a, n, expires_ns);
+	sched_dns_done(w, h, status, a, n, expires_ns);
 }
 
 /* The TTL to keep an answer: the smallest of its records', within [min_ttl_s, max_ttl_s]. */
-static int64_t dns_answer_expiry(const struct fetchd *d, const struct ares_addrinfo *res)
+static int64_t dns_answer_expiry(const struct worker *w, const struct ares_addrinfo *res)
 {
 	int ttl = INT32_MAX;
 	for (const struct ares_addrinfo_node *nd = res ? res->nodes : NULL; nd; nd = nd->ai_next)
 		if (nd->ai_ttl < ttl)
 			ttl = nd->ai_ttl;
-	return dnscache_expiry(d->now_ns, ttl == INT32_MAX ? 0 : ttl, d->conf.dns_min_ttl_s, d->conf.dns_max_ttl_s);
+	return dnscache_expiry(w->now_ns, ttl == INT32_MAX ? 0 : ttl, w->conf.dns_min_ttl_s, w->conf.dns_max_ttl_s);
 }
 
 static unsigned dns_collect(const struct ares_addrinfo *res, union sockaddr_any *addrs)
@@ -277,10 +313,12 @@ static unsigned dns_collect(const struct ares_addrinfo *res, union sockaddr_any 
 	return n;
 }
 
+static void dns_query_start(struct worker *w, struct dns_query *q);
+
 static void dns_query_done(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
 	struct dns_query *q = arg;
-	struct fetchd *d = q->d;
+	struct worker *w = q->w;
 	(void)timeouts;
 	if (status == ARES_EDESTRUCTION) { /* shutting down: hosts are freed with everything else */
 		if (res)
@@ -288,79 +326,95 @@ static void dns_query_done(void *arg, int status, int timeouts, struct ares_addr
 		free(q);
 		return;
 	}
-	struct dns *dn = d->dns;
+	struct dns *dn = w->dns;
 	*dns_query_slot(dn, q->name) = q->hash_next;
 	dn->pending--;
-	d->now_ns = ring_now_ns();
+	struct link *next = list_pop(&dn->waiting);
+	if (next) {
+		list_init(next);
+		dns_query_start(w, list_entry(next, struct dns_query, waiting_link));
+	}
+	w->now_ns = ring_now_ns();
 	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
 	unsigned n = status == ARES_SUCCESS ? dns_collect(res, addrs) : 0;
 	if (status == ARES_SUCCESS && n == 0)
 		status = ARES_ENODATA;
-	int64_t expires_ns = dns_answer_expiry(d, res);
+	int64_t expires_ns = dns_answer_expiry(w, res);
 	if (res)
 		ares_freeaddrinfo(res);
 	if (dn->cache && n > 0)
 		dnscache_put(dn->cache, q->name, 0, addrs, n, expires_ns);
 	else if (dn->cache && (status == ARES_ENOTFOUND || status == ARES_ENODATA))
-		dnscache_put(dn->cache, q->name, status, NULL, 0, d->now_ns + (int64_t)d->conf.dns_negative_ttl_s * 1000000000);
+		dnscache_put(dn->cache, q->name, status, NULL, 0, w->now_ns + (int64_t)w->conf.dns_negative_ttl_s * 1000000000);
 	log_debug("dns: %s -> %u addresses (%s)", q->name, n, status == ARES_SUCCESS ? "ok" : dns_strerror(status));
 	struct link *l;
 	while ((l = list_pop(&q->waiters))) {
 		struct host *h = list_entry(l, struct host, dns_link);
 		list_init(l);
-		dns_deliver(d, h, status, addrs, n, expires_ns);
+		dns_deliver(w, h, status, addrs, n, expires_ns);
 	}
 	free(q);
 }
 
-/* The cache or the hosts file may answer at once; else h waits on the (perhaps already running)
- * query for its name. */
-void dns_resolve(struct fetchd *d, struct host *h)
+static void dns_query_start(struct worker *w, struct dns_query *q)
 {
-	struct dns *dn = d->dns;
-	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
-	int n = dn->hosts ? hostsfile_lookup(dn->hosts, h->name, dn->family, addrs, FETCHD_MAX_ADDRS) : 0;
-	if (n > 0) {
-		d->stats.dns_hosts_file_hits++;
-		dns_deliver(d, h, ARES_SUCCESS, addrs, (unsigned)n, INT64_MAX);
-		return;
-	}
-	const struct dnscache_entry *e = dn->cache ? dnscache_get(dn->cache, h->name, d->now_ns) : NULL;
-	if (e) {
-		d->stats.dns_cache_hits++;
-		dns_deliver(d, h, e->status ? e->status : ARES_SUCCESS, e->addrs, e->status ? 0 : e->naddrs,
-			    e->expires_ns);
-		return;
-	}
-	struct dns_query **pp = dns_query_slot(dn, h->name);
-	if (*pp) {
-		d->stats.dns_coalesced++;
-		list_add_tail(&(*pp)->waiters, &h->dns_link);
-		return;
-	}
-	struct dns_query *q = calloc(1, sizeof(*q));
-	if (!q) {
-		dns_deliver(d, h, ARES_ENOMEM, NULL, 0, 0);
-		return;
-	}
-	q->d = d;
-	snprintf(q->name, sizeof(q->name), "%s", h->name);
-	list_init(&q->waiters);
-	list_add_tail(&q->waiters, &h->dns_link);
-	*pp = q;
+	struct dns *dn = w->dns;
 	dn->pending++;
-	d->stats.dns_queries++;
+	w->stats.dns_queries++;
 	struct ares_addrinfo_hints hints;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = dn->family;
 	hints.ai_socktype = SOCK_STREAM;
 	ares_getaddrinfo(dn->channel, q->name, NULL, &hints, dns_query_done, q); /* may call back at once */
-	dns_arm_timer(d);
+	dns_arm_timer(w);
 }
 
-void dns_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
+/* The cache or the hosts file may answer at once; else h waits on the (perhaps already running)
+ * query for its name. */
+void dns_resolve(struct worker *w, struct host *h)
 {
-	struct dns *dn = d->dns;
+	struct dns *dn = w->dns;
+	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
+	int n = dn->hosts ? hostsfile_lookup(dn->hosts, h->name, dn->family, addrs, FETCHD_MAX_ADDRS) : 0;
+	if (n > 0) {
+		w->stats.dns_hosts_file_hits++;
+		dns_deliver(w, h, ARES_SUCCESS, addrs, (unsigned)n, INT64_MAX);
+		return;
+	}
+	const struct dnscache_entry *e = dn->cache ? dnscache_get(dn->cache, h->name, w->now_ns) : NULL;
+	if (e) {
+		w->stats.dns_cache_hits++;
+		dns_deliver(w, h, e->status ? e->status : ARES_SUCCESS, e->addrs, e->status ? 0 : e->naddrs,
+			    e->expires_ns);
+		return;
+	}
+	struct dns_query **pp = dns_query_slot(dn, h->name);
+	if (*pp) {
+		w->stats.dns_coalesced++;
+		list_add_tail(&(*pp)->waiters, &h->dns_link);
+		return;
+	}
+	struct dns_query *q = calloc(1, sizeof(*q));
+	if (!q) {
+		dns_deliver(w, h, ARES_ENOMEM, NULL, 0, 0);
+		return;
+	}
+	q->w = w;
+	snprintf(q->name, sizeof(q->name), "%s", h->name);
+	list_init(&q->waiters);
+	list_init(&q->waiting_link);
+	list_add_tail(&q->waiters, &h->dns_link);
+	*pp = q;
+	if (dn->pending >= DNS_MAX_QUERIES) {
+		list_add_tail(&dn->waiting, &q->waiting_link); /* started when one in flight ends */
+		return;
+	}
+	dns_query_start(w, q);
+}
+
+void dns_on_cqe(struct worker *w, const struct ring_cqe *cqe)
+{
+	struct dns *dn = w->dns;
 	uint32_t i = ring_ud_idx(cqe->user_data);
 	if (!dn || i >= DNS_MAX_SOCKS || ring_ud_gen(cqe->user_data) != dn->socks[i].gen)
 		return;
@@ -377,16 +431,16 @@ void dns_on_cqe(struct fetchd *d, const struct ring_cqe *cqe)
 	if (!s->want)
 		s->gen = (s->gen + 1) & RING_GEN_MASK; /* slot free: a late completion cannot match */
 	else
-		dns_arm(d, i);
-	dns_arm_timer(d);
+		dns_arm(w, i);
+	dns_arm_timer(w);
 }
 
-void dns_on_timer(struct fetchd *d, int64_t deadline_ns)
+void dns_on_timer(struct worker *w, int64_t deadline_ns)
 {
-	struct dns *dn = d->dns;
+	struct dns *dn = w->dns;
 	if (!dn || deadline_ns != dn->timer_at_ns)
 		return;
 	dn->timer_at_ns = 0;
 	ares_process_fd(dn->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	dns_arm_timer(d);
+	dns_arm_timer(w);
 }

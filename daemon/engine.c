@@ -1,6 +1,7 @@
-/* engine.c - fetchd's event loop: set up the ring, wait for completions or the next deadline, copy every
- * completion out, then dispatch each by its op; then run expired timers, start what the limits allow,
- * and flush clients. One thread, one ring. Also the orderly stop on SIGINT/SIGTERM. */
+/* engine.c - the control thread: set up the workers, then run the control ring (the control socket,
+ * clients, signals, results coming back from the workers): wait for completions or the next
+ * deadline, copy every completion out, dispatch each by its op, run expired timers, admit and flush.
+ * Also the orderly stop on SIGINT/SIGTERM. */
 #include "daemon/fetchd.h"
 
 #include <errno.h>
@@ -8,24 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/protocol.h"
 
-#define ENGINE_STOP_GRACE_NS (2LL * 1000000000) /* after SIGTERM: wait this long for ops to drain */
-#define ENGINE_BATCH_DIV 16          /* wait for inflight/16 completions per loop turn ... */
-#define ENGINE_BATCH_MAX 32          /* ... at most this many ... */
-#define ENGINE_BATCH_WAIT_NS 500000  /* ... or 0.5 ms, whichever comes first */
-
-static unsigned engine_pow2(unsigned v)
-{
-	unsigned p = 1;
-	while (p < v)
-		p <<= 1;
-	return p;
-}
+#define ENGINE_STOP_GRACE_NS (3LL * 1000000000) /* after SIGTERM: wait this long for clients to drain */
 
 static int engine_signals(struct fetchd *d, char *err, size_t errlen)
 {
@@ -34,6 +25,7 @@ static int engine_signals(struct fetchd *d, char *err, size_t errlen)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	/* Blocked before any worker starts, so the workers inherit it and only the signalfd sees them. */
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
 	    (d->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		snprintf(err, errlen, "signalfd: %s", strerror(errno));
@@ -43,38 +35,65 @@ static int engine_signals(struct fetchd *d, char *err, size_t errlen)
 	return 0;
 }
 
+static uint32_t engine_nworkers(const struct conf *c)
+{
+	if (c->workers)
+		return c->workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > FETCHD_MAX_WORKERS ? FETCHD_MAX_WORKERS : (uint32_t)n;
+}
+
+static int engine_workers(struct fetchd *d, char *err, size_t errlen)
+{
+	d->nworkers = engine_nworkers(&d->conf);
+	d->workers = calloc(d->nworkers, sizeof(*d->workers));
+	if (!d->workers) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	d->sh.workers = d->workers;
+	d->sh.nworkers = d->nworkers;
+	d->sh.max_open = d->conf.max_inflight;
+	d->sh.control_efd = d->efd;
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		d->workers[i].efd = -1; /* what worker_fini expects of one that never initialised */
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, d->conf.max_clients, err, errlen) < 0)
+			return -1;
+	for (uint32_t i = 0; i < d->nworkers; i++) {
+		int rc = worker_start(&d->workers[i]);
+		if (rc < 0) {
+			snprintf(err, errlen, "worker %u: %s", i, ring_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
 	d->conf = *c;
-	d->listen_fd = d->signal_fd = -1;
+	d->listen_fd = d->signal_fd = d->efd = -1;
 	d->window = conf_client_window(c);
 	d->now_ns = ring_now_ns();
-	list_init(&d->ready);
-	list_init(&d->idle_lru);
 	list_init(&d->dirty);
-	list_init(&d->nobufs);
-	list_init(&d->deferred);
-	/* SQ sized for one op per connection per turn, capped; the FIFO absorbs bursts beyond it. */
-	unsigned sq = engine_pow2(c->max_inflight + c->max_clients + 64);
-	if (sq > 4096)
-		sq = 4096;
-	int rc = ring_init(&d->ring, sq, RING_RECV_BUFS, RING_RECV_BUF_BYTES);
+	int rc = ring_init(&d->ring, 256, 16, 4096); /* control traffic only: few, small receives */
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", ring_strerror(rc));
 		return -1;
 	}
-	if (addrpolicy_parse(&d->policy, c->allow_addresses, c->deny_addresses, err, errlen) < 0)
-		return -1;
-	if (ring_timers_init(&d->timers, 1024) < 0 || sched_init(d) < 0) {
-		snprintf(err, errlen, "out of memory");
+	d->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->efd < 0 || ring_timers_init(&d->timers, 64) < 0) {
+		snprintf(err, errlen, "%s", d->efd < 0 ? strerror(errno) : "out of memory");
 		return -1;
 	}
-	if (engine_signals(d, err, errlen) < 0 || dns_init(d, err, errlen) < 0 ||
+	/* The socket comes last: once it exists, clients may connect, and everything must be up. */
+	if (engine_signals(d, err, errlen) < 0 || engine_workers(d, err, errlen) < 0 ||
 	    control_listen(d, err, errlen) < 0)
 		return -1;
-	log_info("started version=%s ring=%s sq=%u max_inflight=%u per_host_connections=%u socket=%s tls=%s",
-		 FETCHD_VERSION, ring_mode(&d->ring), sq, c->max_inflight, c->per_host_connections,
+	log_info("started version=%s ring=%s workers=%u max_inflight=%u per_host_connections=%u socket=%s tls=%s",
+		 FETCHD_VERSION, ring_mode(&d->ring), d->nworkers, c->max_inflight, c->per_host_connections,
 		 c->socket_path, tls_backend_name());
 	return 0;
 }
@@ -83,6 +102,12 @@ void fetchd_timer(struct fetchd *d, int64_t deadline_ns, uint8_t kind, uint32_t 
 {
 	if (ring_timers_add(&d->timers, deadline_ns, ring_ud(kind, gen, idx)) < 0)
 		log_error("timer heap: out of memory"); /* the loop's periodic wake-up still bounds waits */
+}
+
+static void engine_arm_signal(struct fetchd *d)
+{
+	ring_read(&d->ring, d->signal_fd, d->siginfo, sizeof(struct signalfd_siginfo), ring_ud(OP_SIGNAL, 0, 0));
+	d->signal_armed = true;
 }
 
 static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
@@ -99,14 +124,12 @@ static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
 			d->stop_deadline_ns = d->now_ns + ENGINE_STOP_GRACE_NS;
 			fetchd_timer(d, d->stop_deadline_ns, TK_STOP, 0, 0);
 			control_stop(d);
-			conn_close_idle_all(d);
+			for (uint32_t i = 0; i < d->nworkers; i++)
+				worker_stop(&d->workers[i]);
 		}
 	}
-	if (!d->stopping && !d->signal_armed) {
-		ring_read(&d->ring, d->signal_fd, d->siginfo, sizeof(struct signalfd_siginfo),
-			  ring_ud(OP_SIGNAL, 0, 0));
-		d->signal_armed = true;
-	}
+	if (!d->stopping)
+		engine_arm_signal(d);
 }
 
 static void engine_dispatch(struct fetchd *d, const struct ring_cqe *cqe)
@@ -119,22 +142,12 @@ static void engine_dispatch(struct fetchd *d, const struct ring_cqe *cqe)
 	case OP_CLIENT_CANCEL:
 		control_on_cqe(d, cqe);
 		break;
-	case OP_CONN_CONNECT:
-	case OP_CONN_SEND:
-	case OP_CONN_RECV:
-	case OP_CONN_CANCEL:
-		conn_on_cqe(d, cqe);
-		break;
-	case OP_DNS_POLL:
-	case OP_DNS_REMOVE:
-		dns_on_cqe(d, cqe);
+	case OP_WAKE:
+		control_results(d);
+		ring_read(&d->ring, d->efd, &d->efd_val, sizeof(d->efd_val), ring_ud(OP_WAKE, 0, 0));
 		break;
 	case OP_SIGNAL:
 		engine_on_signal(d, cqe);
-		break;
-	case OP_CLOSE:
-		if (cqe->res < 0)
-			log_warn("close: %s", strerror(-cqe->res));
 		break;
 	default:
 		log_error("completion with unknown op %u (user_data %#llx): dropped",
@@ -147,37 +160,47 @@ static void engine_timers(struct fetchd *d)
 {
 	struct ring_timer_entry e;
 	while (ring_timers_pop_expired(&d->timers, d->now_ns, &e)) {
-		switch (ring_ud_op(e.key)) {
-		case TK_CONN:
-			conn_on_timer(d, ring_ud_idx(e.key), ring_ud_gen(e.key), e.deadline_ns);
-			break;
-		case TK_DNS:
-			dns_on_timer(d, e.deadline_ns);
-			break;
-		case TK_CLIENT:
+		if (ring_ud_op(e.key) == TK_CLIENT)
 			control_on_timer(d, ring_ud_idx(e.key), ring_ud_gen(e.key));
-			break;
-		case TK_STOP:
-			break; /* the loop condition looks at the deadline */
-		default:
-			log_error("timer with unknown kind %u", ring_ud_op(e.key));
-		}
+		/* TK_STOP: the loop condition looks at the deadline */
 	}
 }
 
 static bool engine_done(const struct fetchd *d)
 {
-	if (!d->stopping)
-		return false;
-	if (d->nclients == 0 && d->nconns == 0)
-		return true;
-	return d->now_ns >= d->stop_deadline_ns;
+	return d->stopping && (d->nclients == 0 || d->now_ns >= d->stop_deadline_ns);
+}
+
+static void engine_log_stats(struct fetchd *d)
+{
+	struct fetchd_stats s = d->stats;
+	for (uint32_t i = 0; i < d->nworkers; i++) {
+		const struct fetchd_stats *ws = &d->workers[i].stats;
+		s.fetches_ok += ws->fetches_ok;
+		s.fetches_failed += ws->fetches_failed;
+		s.stale_cqes += ws->stale_cqes;
+		s.conns_opened += ws->conns_opened;
+		s.conns_reused += ws->conns_reused;
+		s.stale_retries += ws->stale_retries;
+		s.dns_queries += ws->dns_queries;
+		s.dns_cache_hits += ws->dns_cache_hits;
+		s.dns_coalesced += ws->dns_coalesced;
+		s.dns_hosts_file_hits += ws->dns_hosts_file_hits;
+	}
+	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu "
+		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu",
+		 (unsigned long long)s.fetches_ok, (unsigned long long)s.fetches_failed,
+		 (unsigned long long)s.conns_opened, (unsigned long long)s.conns_reused,
+		 (unsigned long long)s.stale_cqes, (unsigned long long)s.dns_queries,
+		 (unsigned long long)s.dns_cache_hits, (unsigned long long)s.dns_coalesced,
+		 (unsigned long long)s.dns_hosts_file_hits);
 }
 
 int fetchd_run(struct fetchd *d)
 {
 	static struct ring_cqe cqes[FETCHD_REAP_BATCH];
-	engine_on_signal(d, &(struct ring_cqe){ .res = -1 });
+	engine_arm_signal(d);
+	ring_read(&d->ring, d->efd, &d->efd_val, sizeof(d->efd_val), ring_ud(OP_WAKE, 0, 0));
 	while (!engine_done(d)) {
 		int64_t next = ring_timers_next(&d->timers), wait_ns = -1;
 		if (next != INT64_MAX) {
@@ -185,18 +208,7 @@ int fetchd_run(struct fetchd *d)
 			if (wait_ns < 1)
 				wait_ns = 1; /* expired: just collect what is ready, then run timers */
 		}
-		/* Under load, wake for a batch of completions (or after ENGINE_BATCH_WAIT_NS at most),
-		 * not for each one: fewer wake-ups per fetch. */
-		unsigned wait_nr = d->inflight / ENGINE_BATCH_DIV;
-		if (wait_nr > ENGINE_BATCH_MAX)
-			wait_nr = ENGINE_BATCH_MAX;
-		if (wait_nr > 1 && (wait_ns < 0 || wait_ns > ENGINE_BATCH_WAIT_NS))
-			wait_ns = ENGINE_BATCH_WAIT_NS;
-		if (d->wake_now)
-			wait_ns = 0; /* a deferred start waits for this turn: do not sleep */
-		d->wake_now = false;
-		int rc = ring_submit_wait(&d->ring, wait_nr ? wait_nr : 1, wait_ns);
-		d->turn++;
+		int rc = ring_submit_wait(&d->ring, 1, wait_ns);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			log_error("io_uring wait: %s", strerror(-rc));
 			return -1;
@@ -209,36 +221,34 @@ int fetchd_run(struct fetchd *d)
 				engine_dispatch(d, &cqes[i]);
 		} while (n == FETCHD_REAP_BATCH);
 		engine_timers(d);
-		conn_retry_nobufs(d);
-		/* Admitting URLs, starting fetches and finishing fetches feed each other (a start can fail
-		 * at once and free window): go round until no client has anything left to do. */
-		do {
-			control_service(d);
-			sched_run(d);
-		} while (!list_empty(&d->dirty));
+		control_service(d);
 	}
-	if (d->nclients || d->nconns)
-		log_warn("stopped with work still draining: clients=%u conns=%u", d->nclients, d->nconns);
-	const struct fetchd_stats *s = &d->stats;
-	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu "
-		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu",
-		 (unsigned long long)s->fetches_ok, (unsigned long long)s->fetches_failed,
-		 (unsigned long long)s->conns_opened, (unsigned long long)s->conns_reused,
-		 (unsigned long long)s->stale_cqes, (unsigned long long)s->dns_queries,
-		 (unsigned long long)s->dns_cache_hits, (unsigned long long)s->dns_coalesced,
-		 (unsigned long long)s->dns_hosts_file_hits);
+	if (d->nclients)
+		log_warn("stopped with clients still draining: %u", d->nclients);
 	return 0;
 }
 
 void fetchd_fini(struct fetchd *d)
 {
-	d->stopping = true;
-	dns_fini(d); /* may still queue ring ops: before the ring goes */
+	for (uint32_t i = 0; d->workers && i < d->nworkers; i++)
+		worker_stop(&d->workers[i]);
+	for (uint32_t i = 0; d->workers && i < d->nworkers; i++)
+		worker_join(&d->workers[i]);
+	if (d->workers)
+		control_results(d); /* the last results: the fetches go back to their clients and are freed */
+	if (d->workers)
+		engine_log_stats(d);
+	for (uint32_t i = 0; d->workers && i < d->nworkers; i++)
+		worker_fini(&d->workers[i]);
+	free(d->workers);
+	d->workers = NULL;
 	if (d->ring.br)
-		ring_fini(&d->ring); /* cancels whatever is left; no buffer is referenced after this */
+		ring_fini(&d->ring);
 	control_fini(d);
-	sched_fini(d);
+	buf_free(&d->results);
 	ring_timers_fini(&d->timers);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
+	if (d->efd >= 0)
+		close(d->efd);
 }

@@ -33,7 +33,7 @@ static void fetch_from_conn(struct result *r, struct fetch *f, struct conn *c)
 	f->conn = NULL;
 }
 
-static void fetch_finish(struct fetchd *d, struct fetch *f, struct result *r)
+static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 {
 	r->url = f->url;
 	r->url_len = f->url_len;
@@ -41,21 +41,20 @@ static void fetch_finish(struct fetchd *d, struct fetch *f, struct result *r)
 	r->dns_ns = f->dns_ns;
 	r->total_ns = f->dns_ns;
 	if (f->state != F_QUEUED) {
-		r->total_ns += d->now_ns - f->t_start_ns;
-		d->inflight--;
+		r->total_ns += w->now_ns - f->t_start_ns;
+		w->inflight--;
 	}
 	if (f->conn)
 		fetch_from_conn(r, f, f->conn);
 	if (r->err_class)
-		d->stats.fetches_failed++;
+		w->stats.fetches_failed++;
 	else
-		d->stats.fetches_ok++;
+		w->stats.fetches_ok++;
 	fetch_set_state(f, F_DONE);
-	control_result(d, f->client, r);
-	control_fetch_done(d, f);
+	worker_result(w, f, r);
 }
 
-void fetch_fail(struct fetchd *d, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
+void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
 {
 	struct result r;
 	memset(&r, 0, sizeof(r));
@@ -66,16 +65,16 @@ void fetch_fail(struct fetchd *d, struct fetch *f, const char *cls, const char *
 	va_start(ap, fmt);
 	vsnprintf(r.err_msg, sizeof(r.err_msg), fmt, ap);
 	va_end(ap);
-	fetch_finish(d, f, &r);
+	fetch_finish(w, f, &r);
 }
 
-void fetch_succeed(struct fetchd *d, struct fetch *f, struct conn *c)
+void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c)
 {
 	struct result r;
 	memset(&r, 0, sizeof(r));
 	r.status = -1;
-	r.have_sha = f->client->hash;
+	r.have_sha = f->hash;
 	if (r.have_sha)
 		tls_sha256_final(&c->sha, r.sha);
-	fetch_finish(d, f, &r);
+	fetch_finish(w, f, &r);
 }

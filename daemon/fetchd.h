@@ -1,15 +1,22 @@
-/* fetchd.h - the daemon's object model, shared by its files: the engine (one ring, its timers), control
- * clients, hosts (per-host queue, address list, keep-alive pool), connections (where ring, HTTP and
- * later TLS meet) and fetches (one per admitted URL). Ownership:
- *   client  owns its fetches (list), its socket and buffers;
- *   host    holds waiting fetches (queue) and its connections (count, idle pool); lives while any of
- *           those exist or a lookup runs;
- *   conn    owns the socket and every ring op on it; freed only when no op is in flight;
- *   fetch   points at its client, host and (while running) conn. */
+/* fetchd.h - the daemon's object model, shared by its files. Threads: the control thread (its own
+ * ring: the control socket, clients, signals) and N worker threads (each its own ring, hosts,
+ * connections, DNS channel and cache). A host name belongs to one worker (hash of the name), so its
+ * queue, pool and cache entries need no lock. Ownership:
+ *   client  (control) owns its socket and buffers, and counts its fetches; a fetch belongs to the
+ *           control thread until handed to a worker, and again once its result comes back;
+ *   host    (worker) holds waiting fetches (queue) and its connections (count, idle pool); lives while
+ *           any of those exist or a lookup runs;
+ *   conn    (worker) owns the socket and every ring op on it; freed only when no op is in flight;
+ *   fetch   points at its client (control's), host and (while running) conn (worker's).
+ * Between threads: per-worker inboxes (fetches, cancellations) and outboxes (results), each under its
+ * own mutex and woken by an eventfd; the open-connection budget (max_inflight) is one atomic. */
 #ifndef FETCHD_FETCHD_H
 #define FETCHD_FETCHD_H
 
 #include <netinet/in.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -46,6 +53,7 @@ enum op {
 	OP_DNS_POLL,
 	OP_DNS_REMOVE,
 	OP_CLOSE,       /* a connection's socket closed through the ring; nothing waits for it */
+	OP_WAKE,        /* the eventfd read of a thread's ring: another thread left it work */
 	TK_CONN,
 	TK_DNS,
 	TK_CLIENT,
@@ -56,9 +64,12 @@ enum op {
 enum fetch_state { F_QUEUED = 0, F_CONNECTING, F_SENDING, F_WAITING, F_BODY, F_DONE };
 
 struct fetch {
-	struct link client_link; /* in client->fetches */
-	struct link queue_link;  /* in host->queue while F_QUEUED */
-	struct client *client;
+	struct link client_link; /* control: in client->fetches */
+	struct link queue_link;  /* worker: in host->queue while F_QUEUED; in a worker inbox before */
+	struct link wlink;       /* worker: in its list of this client's fetches (for cancelling) */
+	struct client *client;   /* control's: workers never touch the client */
+	uint32_t client_idx, client_gen;
+	bool hash;               /* hash the body (the client's HELLO "hash") */
 	struct host *host;
 	struct conn *conn;       /* while running */
 	enum fetch_state state;
@@ -159,6 +170,7 @@ struct client {
 	uint64_t urls;           /* lines received */
 	uint64_t results;        /* results produced */
 	uint32_t cancelled;      /* fetches dropped because the client went away or failed */
+	bool cancelling;         /* its fetches are being cancelled: results that still come are dropped */
 	struct link dirty_link;
 	const char *close_reason;
 };
@@ -170,9 +182,79 @@ struct fetchd_stats {
 	uint64_t dns_queries, dns_cache_hits, dns_hosts_file_hits, dns_coalesced;
 };
 
-struct fetchd {
+#define FETCHD_MAX_WORKERS 64
+
+/* What the workers share: the open-connection budget, and who is waiting for it. */
+struct shared {
+	_Atomic uint32_t open;     /* connections open across all workers, idle ones included */
+	_Atomic uint64_t hungry;   /* bit i: worker i has a fetch waiting for budget */
+	uint32_t max_open;         /* [fetch] max_inflight */
+	struct worker *workers;
+	uint32_t nworkers;
+	int control_efd;           /* wakes the control thread: results are waiting */
+};
+
+/* A cancellation request: the client in slot idx, generation gen, went away. */
+struct cancel_msg {
+	uint32_t idx, gen;
+};
+
+struct worker {
+	uint32_t id;
 	struct conf conf;
 	struct addrpolicy policy;
+	struct shared *sh;
+	uint32_t quota;          /* fair share of the budget: max_inflight / workers */
+	pthread_t thread;
+	bool started;
+	sem_t ready_sem;         /* posted by the thread once its ring is up (or failed: init_rc) */
+	int init_rc;
+	struct ring ring;
+	struct ring_timers timers;
+	int64_t now_ns;
+	uint64_t turn;           /* loop turns so far */
+	bool stopping;           /* the control thread asked it to stop */
+	bool wake_now;           /* something waits for the next turn: do not sleep in it */
+	int efd;                 /* eventfd: the control thread (or a worker) left work */
+	uint64_t efd_val;
+	/* inbox: written by the control thread, drained by this worker */
+	pthread_mutex_t in_lock;
+	struct link in_fetches;  /* by queue_link */
+	struct cancel_msg *in_cancels;
+	uint32_t in_ncancels, in_cancel_cap;
+	bool in_stop;
+	/* outbox: records { struct fetch *, uint32_t len, len bytes of JSON } for the control thread */
+	pthread_mutex_t out_lock;
+	struct buf out_shared;
+	struct buf out_local;    /* this turn's records, moved to out_shared at the end of the turn */
+	/* this worker's fetches by client slot, for cancelling */
+	struct link *client_fetches;
+	uint32_t client_cap;
+	/* connections */
+	struct conn *conns;
+	uint32_t conn_cap, nconns; /* slots: open ones plus closing ones waiting for their last op */
+	uint32_t nopen;          /* of those, not shut down: each holds a unit of the shared budget */
+	uint32_t *conn_free;
+	uint32_t nconn_free;
+	/* hosts */
+	struct host **htab;
+	uint32_t hcap, nhosts;
+	/* scheduling */
+	struct link ready;       /* hosts that can start a fetch now */
+	struct link deferred;    /* hosts whose only idle conns went idle this turn: retried next turn */
+	struct link idle_lru;    /* idle conns, least recently used first */
+	struct link nobufs;      /* conns whose receive waits for a buffer */
+	uint32_t inflight;       /* fetches running (holding a connection) */
+	struct dns *dns;
+	struct fetchd_stats stats;
+};
+
+/* The control thread. */
+struct fetchd {
+	struct conf conf;
+	struct shared sh;
+	struct worker *workers;
+	uint32_t nworkers;
 	struct ring ring;
 	struct ring_timers timers;
 	int64_t now_ns;
@@ -181,89 +263,96 @@ struct fetchd {
 	int signal_fd;
 	uint8_t siginfo[128];
 	bool signal_armed;
+	int efd;                 /* = sh.control_efd: workers' results are waiting */
+	uint64_t efd_val;
 	bool stopping;
 	int64_t stop_deadline_ns;
+	struct buf results;      /* a worker's outbox, taken over for processing */
 	/* clients */
 	struct client *clients;
 	uint32_t client_cap, nclients, next_client_id;
 	uint32_t *client_free;
 	uint32_t nclient_free;
-	/* connections */
-	struct conn *conns;
-	uint32_t conn_cap, nconns; /* slots: open ones plus closing ones waiting for their last op */
-	uint32_t nopen;          /* connections not yet shut down: what max_inflight bounds */
-	uint32_t *conn_free;
-	uint32_t nconn_free;
-	/* hosts */
-	struct host **htab;
-	uint32_t hcap, nhosts;
-	/* scheduling */
-	struct link ready;       /* hosts that can start a fetch now */
-	struct link idle_lru;    /* idle conns, least recently used first */
 	struct link dirty;       /* clients with output to send or input to admit */
-	struct link nobufs;      /* conns whose receive waits for a buffer */
-	uint32_t inflight;
 	uint32_t window;         /* resolved client window */
-	uint64_t turn;           /* loop turns so far */
-	struct link deferred;    /* hosts whose only idle conns went idle this turn: retried next turn */
-	bool wake_now;           /* something waits for the next turn: do not sleep in it */
-	struct dns *dns;
+	uint64_t wake_mask;      /* workers handed fetches this turn: wake them at its end */
 	struct fetchd_stats stats;
 };
 
-/* engine.c */
+/* engine.c: the control thread's loop */
 int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen);
 int fetchd_run(struct fetchd *d);
 void fetchd_fini(struct fetchd *d);
 void fetchd_timer(struct fetchd *d, int64_t deadline_ns, uint8_t kind, uint32_t gen, uint32_t idx);
 
+/* worker.c: a worker thread and the messages to and from it */
+int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shared *sh, uint32_t client_cap,
+		char *err, size_t errlen);
+int worker_start(struct worker *w);
+void worker_join(struct worker *w);
+void worker_fini(struct worker *w);
+void worker_timer(struct worker *w, int64_t deadline_ns, uint8_t kind, uint32_t gen, uint32_t idx);
+void worker_wake(struct worker *w);
+/* control thread side */
+void worker_submit(struct worker *w, struct fetch *f);       /* hand a fetch over (wake afterwards) */
+void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen);
+void worker_stop(struct worker *w);
+void worker_take_results(struct worker *w, struct buf *into); /* into must be empty */
+void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, const uint8_t *, uint32_t),
+		    void *arg);
+/* worker side */
+struct result;
+void worker_result(struct worker *w, struct fetch *f, const struct result *r); /* r NULL: cancelled */
+bool worker_budget_take(struct worker *w);   /* one unit of the open-connection budget */
+void worker_budget_give(struct worker *w);
+void worker_hungry(struct worker *w, bool hungry);
+
 /* control.c */
 int control_listen(struct fetchd *d, char *err, size_t errlen);
 void control_on_cqe(struct fetchd *d, const struct ring_cqe *cqe);
 void control_service(struct fetchd *d);       /* admit and flush dirty clients */
-struct result;
-void control_result(struct fetchd *d, struct client *c, struct result *r); /* encode one result line */
-void control_fetch_done(struct fetchd *d, struct fetch *f); /* unlink and free a finished fetch */
+void control_results(struct fetchd *d);       /* take the workers' results */
 void control_stop(struct fetchd *d);
 void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen); /* a held flush is due */
 void control_fini(struct fetchd *d);
+uint32_t control_worker_of(const struct fetchd *d, const char *host); /* which worker owns a name */
 
-/* sched.c */
-int sched_init(struct fetchd *d);
-void sched_fini(struct fetchd *d);
-void sched_admit(struct fetchd *d, struct client *c, struct fetch *f, const struct url *u);
-void sched_run(struct fetchd *d);
-void sched_cancel(struct fetchd *d, struct fetch *f);   /* the client went away */
-void sched_host_changed(struct fetchd *d, struct host *h);
-void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
+/* sched.c (worker) */
+int sched_init(struct worker *w);
+void sched_fini(struct worker *w);
+void sched_admit(struct worker *w, struct fetch *f, const struct url *u);
+void sched_run(struct worker *w);
+void sched_cancel(struct worker *w, struct fetch *f);   /* the client went away */
+void sched_host_changed(struct worker *w, struct host *h);
+void sched_dns_done(struct worker *w, struct host *h, int status, const union sockaddr_any *addrs,
 		    unsigned naddrs, int64_t expires_ns);
-void sched_requeue(struct fetchd *d, struct fetch *f);  /* back to the head of its host queue */
+void sched_requeue(struct worker *w, struct fetch *f);  /* back to the head of its host queue */
+void sched_trim_idle(struct worker *w);  /* give budget back when other workers wait for it */
 
-/* conn.c */
-void conn_start(struct fetchd *d, struct fetch *f);      /* f just left its host queue */
-void conn_on_cqe(struct fetchd *d, const struct ring_cqe *cqe);
-void conn_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen, int64_t deadline_ns);
-void conn_detach_cancel(struct fetchd *d, struct fetch *f); /* client gone: drop f's conn */
-void conn_close(struct fetchd *d, struct conn *c, const char *reason);
-void conn_retry_nobufs(struct fetchd *d);
-void conn_close_idle_all(struct fetchd *d);
-void conn_release(struct fetchd *d, struct conn *c, bool reusable);
-struct conn *conn_alloc(struct fetchd *d);
-struct conn *conn_idle_usable(const struct fetchd *d, struct host *h);
+/* conn.c (worker) */
+void conn_start(struct worker *w, struct fetch *f);      /* f just left its host queue */
+void conn_on_cqe(struct worker *w, const struct ring_cqe *cqe);
+void conn_on_timer(struct worker *w, uint32_t idx, uint32_t gen, int64_t deadline_ns);
+void conn_detach_cancel(struct worker *w, struct fetch *f); /* client gone: drop f's conn */
+void conn_close(struct worker *w, struct conn *c, const char *reason);
+void conn_retry_nobufs(struct worker *w);
+void conn_close_idle_all(struct worker *w);
+void conn_release(struct worker *w, struct conn *c, bool reusable);
+struct conn *conn_alloc(struct worker *w);
+struct conn *conn_idle_usable(const struct worker *w, struct host *h);
 
-/* fetch completion (result.c): encode the result line and hand it to the client. */
-void fetch_fail(struct fetchd *d, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
+/* fetch.c (worker): the end of a fetch, as a result for the control thread */
+void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-void fetch_succeed(struct fetchd *d, struct fetch *f, struct conn *c);
+void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c);
 void fetch_set_state(struct fetch *f, enum fetch_state s);
 
-/* dns.c */
-int dns_init(struct fetchd *d, char *err, size_t errlen);
-void dns_fini(struct fetchd *d);
-void dns_resolve(struct fetchd *d, struct host *h);
-void dns_on_cqe(struct fetchd *d, const struct ring_cqe *cqe);
-void dns_on_timer(struct fetchd *d, int64_t deadline_ns);
+/* dns.c (worker) */
+int dns_init(struct worker *w, char *err, size_t errlen);
+void dns_fini(struct worker *w);
+void dns_resolve(struct worker *w, struct host *h);
+void dns_on_cqe(struct worker *w, const struct ring_cqe *cqe);
+void dns_on_timer(struct worker *w, int64_t deadline_ns);
 const char *dns_strerror(int status);
-
 
 #endif

@@ -21,60 +21,62 @@ static uint32_t sched_hash(enum url_scheme scheme, const char *name, uint16_t po
 	return h;
 }
 
-int sched_init(struct fetchd *d)
+int sched_init(struct worker *w)
 {
-	d->hcap = 1024;
-	d->htab = calloc(d->hcap, sizeof(*d->htab));
+	w->hcap = 1024;
+	w->htab = calloc(w->hcap, sizeof(*w->htab));
 	/* Twice the open-connection bound: a closed connection keeps its slot until its last op ends. */
-	d->conn_cap = 2 * d->conf.max_inflight;
-	d->conns = calloc(d->conn_cap, sizeof(*d->conns));
-	d->conn_free = calloc(d->conn_cap, sizeof(*d->conn_free));
-	if (!d->htab || !d->conns || !d->conn_free)
+	/* A worker may hold the whole budget; a closed connection keeps its slot until its last op
+	 * ends: twice the budget in slots (allocated lazily by the kernel: untouched slots cost nothing). */
+	w->conn_cap = 2 * w->conf.max_inflight;
+	w->conns = calloc(w->conn_cap, sizeof(*w->conns));
+	w->conn_free = calloc(w->conn_cap, sizeof(*w->conn_free));
+	if (!w->htab || !w->conns || !w->conn_free)
 		return -1;
-	for (uint32_t i = 0; i < d->conn_cap; i++) {
-		d->conns[i].idx = i;
-		d->conns[i].fd = -1;
-		d->conn_free[i] = d->conn_cap - 1 - i; /* pop from the end: low slots first */
+	for (uint32_t i = 0; i < w->conn_cap; i++) {
+		w->conns[i].idx = i;
+		w->conns[i].fd = -1;
+		w->conn_free[i] = w->conn_cap - 1 - i; /* pop from the end: low slots first */
 	}
-	d->nconn_free = d->conn_cap;
+	w->nconn_free = w->conn_cap;
 	return 0;
 }
 
-static void sched_host_free(struct fetchd *d, struct host *h)
+static void sched_host_free(struct worker *w, struct host *h)
 {
-	struct host **pp = &d->htab[h->hash & (d->hcap - 1)];
+	struct host **pp = &w->htab[h->hash & (w->hcap - 1)];
 	while (*pp != h)
 		pp = &(*pp)->hash_next;
 	*pp = h->hash_next;
-	d->nhosts--;
+	w->nhosts--;
 	free(h);
 }
 
-void sched_fini(struct fetchd *d)
+void sched_fini(struct worker *w)
 {
-	for (uint32_t i = 0; d->htab && i < d->hcap; i++) {
-		struct host *h = d->htab[i];
+	for (uint32_t i = 0; w->htab && i < w->hcap; i++) {
+		struct host *h = w->htab[i];
 		while (h) {
 			struct host *next = h->hash_next;
 			free(h);
 			h = next;
 		}
 	}
-	for (uint32_t i = 0; d->conns && i < d->conn_cap; i++)
-		free(d->conns[i].req);
-	free(d->htab);
-	free(d->conns);
-	free(d->conn_free);
+	for (uint32_t i = 0; w->conns && i < w->conn_cap; i++)
+		free(w->conns[i].req);
+	free(w->htab);
+	free(w->conns);
+	free(w->conn_free);
 }
 
-static void sched_grow(struct fetchd *d)
+static void sched_grow(struct worker *w)
 {
-	uint32_t cap = d->hcap * 2;
+	uint32_t cap = w->hcap * 2;
 	struct host **t = calloc(cap, sizeof(*t));
 	if (!t)
 		return; /* longer chains, still correct */
-	for (uint32_t i = 0; i < d->hcap; i++) {
-		struct host *h = d->htab[i];
+	for (uint32_t i = 0; i < w->hcap; i++) {
+		struct host *h = w->htab[i];
 		while (h) {
 			struct host *next = h->hash_next;
 			h->hash_next = t[h->hash & (cap - 1)];
@@ -82,9 +84,9 @@ static void sched_grow(struct fetchd *d)
 			h = next;
 		}
 	}
-	free(d->htab);
-	d->htab = t;
-	d->hcap = cap;
+	free(w->htab);
+	w->htab = t;
+	w->hcap = cap;
 }
 
 /* An IP-literal host: its one address, as if a lookup had returned it. */
@@ -102,10 +104,10 @@ static void sched_literal_addr(const struct url *u, union sockaddr_any *a)
 	}
 }
 
-static struct host *sched_host_get(struct fetchd *d, const struct url *u)
+static struct host *sched_host_get(struct worker *w, const struct url *u)
 {
 	uint32_t hash = sched_hash(u->scheme, u->host, u->port);
-	for (struct host *h = d->htab[hash & (d->hcap - 1)]; h; h = h->hash_next)
+	for (struct host *h = w->htab[hash & (w->hcap - 1)]; h; h = h->hash_next)
 		if (h->hash == hash && h->port == u->port && h->scheme == u->scheme &&
 		    strcmp(h->name, u->host) == 0)
 			return h;
@@ -121,82 +123,82 @@ static struct host *sched_host_get(struct fetchd *d, const struct url *u)
 	list_init(&h->idle);
 	list_init(&h->ready_link);
 	list_init(&h->dns_link);
-	if (d->nhosts >= d->hcap)
-		sched_grow(d);
-	h->hash_next = d->htab[hash & (d->hcap - 1)];
-	d->htab[hash & (d->hcap - 1)] = h;
-	d->nhosts++;
+	if (w->nhosts >= w->hcap)
+		sched_grow(w);
+	h->hash_next = w->htab[hash & (w->hcap - 1)];
+	w->htab[hash & (w->hcap - 1)] = h;
+	w->nhosts++;
 	return h;
 }
 
-static void sched_host_fail(struct fetchd *d, struct host *h);
+static void sched_host_fail(struct worker *w, struct host *h);
 
-static bool sched_host_can_start(const struct fetchd *d, struct host *h)
+static bool sched_host_can_start(const struct worker *w, struct host *h)
 {
 	if (h->queued == 0 || h->dns != H_READY)
 		return false;
 	if (!list_empty(&h->idle)) /* reuse beats a new connection, even if it means the next turn */
-		return conn_idle_usable(d, h) != NULL;
-	return h->nopen < d->conf.per_host_connections;
+		return conn_idle_usable(w, h) != NULL;
+	return h->nopen < w->conf.per_host_connections;
 }
 
 /* h waits only for one of its idle connections to be a turn old: try again next turn. */
-static bool sched_host_defer(struct fetchd *d, struct host *h)
+static bool sched_host_defer(struct worker *w, struct host *h)
 {
 	if (h->queued == 0 || h->dns != H_READY || list_empty(&h->idle))
 		return false;
 	if (list_linked(&h->ready_link))
 		list_del(&h->ready_link);
-	list_add_tail(&d->deferred, &h->ready_link);
-	d->wake_now = true;
+	list_add_tail(&w->deferred, &h->ready_link);
+	w->wake_now = true;
 	return true;
 }
 
 /* Free h if nothing refers to it any more; else make sure it sits in the ready FIFO if it can start. */
-void sched_host_changed(struct fetchd *d, struct host *h)
+void sched_host_changed(struct worker *w, struct host *h)
 {
 	if (h->queued == 0 && h->nconns == 0 && h->dns != H_RESOLVING) {
 		if (list_linked(&h->ready_link))
 			list_del(&h->ready_link);
-		sched_host_free(d, h);
+		sched_host_free(w, h);
 		return;
 	}
 	if (list_linked(&h->ready_link))
 		return;
-	if (sched_host_can_start(d, h))
-		list_add_tail(&d->ready, &h->ready_link);
+	if (sched_host_can_start(w, h))
+		list_add_tail(&w->ready, &h->ready_link);
 	else
-		sched_host_defer(d, h);
+		sched_host_defer(w, h);
 }
 
-void sched_admit(struct fetchd *d, struct client *c, struct fetch *f, const struct url *u)
+void sched_admit(struct worker *w, struct fetch *f, const struct url *u)
 {
-	struct host *h = sched_host_get(d, u);
+	struct host *h = sched_host_get(w, u);
 	if (!h) {
-		fetch_fail(d, f, "internal", NULL, "out of memory");
+		fetch_fail(w, f, "internal", NULL, "out of memory");
 		return;
 	}
 	f->host = h;
-	f->t_admit_ns = d->now_ns;
+	f->t_admit_ns = w->now_ns;
 	list_add_tail(&h->queue, &f->queue_link);
 	h->queued++;
 	if (h->dns == H_NEW) {
 		h->dns = H_RESOLVING;
-		h->t_resolve_ns = d->now_ns;
+		h->t_resolve_ns = w->now_ns;
 		if (u->host_kind != URL_HOST_NAME) {
 			union sockaddr_any a;
 			sched_literal_addr(u, &a);
-			sched_dns_done(d, h, 0, &a, 1, INT64_MAX); /* the address policy applies to literals too */
+			sched_dns_done(w, h, 0, &a, 1, INT64_MAX); /* the address policy applies to literals too */
 		} else {
-			dns_resolve(d, h); /* may complete at once and call sched_dns_done */
+			dns_resolve(w, h); /* may complete at once and call sched_dns_done */
 		}
 		return;
 	}
 	if (h->dns == H_FAILED) {
-		sched_host_fail(d, h);
+		sched_host_fail(w, h);
 		return;
 	}
-	sched_host_changed(d, h);
+	sched_host_changed(w, h);
 }
 
 static void sched_unqueue(struct host *h, struct fetch *f)
@@ -206,49 +208,49 @@ static void sched_unqueue(struct host *h, struct fetch *f)
 }
 
 /* How long f waited for h's lookup: from the later of its admission and the lookup's start. */
-static int64_t sched_waited_ns(const struct fetchd *d, const struct host *h, const struct fetch *f)
+static int64_t sched_waited_ns(const struct worker *w, const struct host *h, const struct fetch *f)
 {
-	return d->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns : h->t_resolve_ns);
+	return w->now_ns - (f->t_admit_ns > h->t_resolve_ns ? f->t_admit_ns : h->t_resolve_ns);
 }
 
 /* Fail every fetch waiting on h with the host's failure; a host with no connection is then forgotten,
  * so a later URL for it asks again. */
-static void sched_host_fail(struct fetchd *d, struct host *h)
+static void sched_host_fail(struct worker *w, struct host *h)
 {
 	struct link *l;
 	while ((l = list_pop(&h->queue))) {
 		struct fetch *f = list_entry(l, struct fetch, queue_link);
 		list_init(&f->queue_link);
 		h->queued--;
-		f->dns_ns = sched_waited_ns(d, h, f);
+		f->dns_ns = sched_waited_ns(w, h, f);
 		f->host = NULL;
-		fetch_fail(d, f, h->fail_class, NULL, "%s", h->fail_msg);
+		fetch_fail(w, f, h->fail_class, NULL, "%s", h->fail_msg);
 	}
-	sched_host_changed(d, h);
+	sched_host_changed(w, h);
 }
 
 /* The addresses of a lookup (or an IP literal) arrived, or the lookup failed (naddrs == 0, status
  * says why). Each address must pass the address policy; the host connects only to those that do. */
-void sched_dns_done(struct fetchd *d, struct host *h, int status, const union sockaddr_any *addrs,
+void sched_dns_done(struct worker *w, struct host *h, int status, const union sockaddr_any *addrs,
 		    unsigned naddrs, int64_t expires_ns)
 {
 	h->dns_expires_ns = expires_ns;
 	char why[ADDRPOLICY_WHY_MAX] = "";
 	h->naddrs = 0;
 	for (unsigned i = 0; i < naddrs && h->naddrs < FETCHD_MAX_ADDRS; i++) {
-		char w[ADDRPOLICY_WHY_MAX];
-		if (addrpolicy_allowed(&d->policy, &addrs[i].sa, w, sizeof(w)))
+		char this_why[ADDRPOLICY_WHY_MAX];
+		if (addrpolicy_allowed(&w->policy, &addrs[i].sa, this_why, sizeof(this_why)))
 			h->addrs[h->naddrs++] = addrs[i];
 		else if (!why[0])
-			memcpy(why, w, sizeof(why));
+			memcpy(why, this_why, sizeof(why));
 	}
 	if (h->naddrs > 0) {
 		h->dns = H_READY;
 		for (struct link *l = h->queue.next; l != &h->queue; l = l->next) {
 			struct fetch *f = list_entry(l, struct fetch, queue_link);
-			f->dns_ns = sched_waited_ns(d, h, f);
+			f->dns_ns = sched_waited_ns(w, h, f);
 		}
-		sched_host_changed(d, h);
+		sched_host_changed(w, h);
 		return;
 	}
 	h->dns = H_FAILED;
@@ -259,81 +261,100 @@ void sched_dns_done(struct fetchd *d, struct host *h, int status, const union so
 		h->fail_class = "dns";
 		snprintf(h->fail_msg, sizeof(h->fail_msg), "cannot resolve %s: %s", h->name, dns_strerror(status));
 	}
-	sched_host_fail(d, h);
+	sched_host_fail(w, h);
 }
 
-void sched_requeue(struct fetchd *d, struct fetch *f)
+void sched_requeue(struct worker *w, struct fetch *f)
 {
 	struct host *h = f->host;
 	fetch_set_state(f, F_QUEUED);
 	list_add_head(&h->queue, &f->queue_link);
 	h->queued++;
-	d->inflight--;
-	sched_host_changed(d, h);
+	w->inflight--;
+	sched_host_changed(w, h);
 }
 
-void sched_cancel(struct fetchd *d, struct fetch *f)
+void sched_cancel(struct worker *w, struct fetch *f)
 {
 	struct host *h = f->host;
 	if (f->state == F_QUEUED) {
 		if (h) {
 			sched_unqueue(h, f);
-			sched_host_changed(d, h);
+			sched_host_changed(w, h);
 		}
 		return;
 	}
-	conn_detach_cancel(d, f);
-	d->inflight--;
+	conn_detach_cancel(w, f);
+	w->inflight--;
 }
 
-/* Can host h get a connection now? At the open-connection bound, the least recently used idle
- * connection is shut down to make room (at once: the origin sees it close now). */
-static bool sched_conn_slot(struct fetchd *d, struct host *h)
+/* Can host h get a connection now: an idle one of its own, or a new one within the shared budget?
+ * At the budget, this worker's least recently used idle connection is shut down to make room (at
+ * once: the origin sees it close now). A budget unit taken here is the new connection's. */
+static bool sched_conn_slot(struct worker *w, struct host *h)
 {
-	if (conn_idle_usable(d, h))
+	if (conn_idle_usable(w, h))
 		return true;
-	if (d->nopen >= d->conf.max_inflight) {
-		struct link *l = d->idle_lru.next;
-		if (l == &d->idle_lru)
-			return false;
-		conn_close(d, list_entry(l, struct conn, lru_link), "evicted for a new connection");
+	if (w->nconns >= w->conn_cap)
+		return false;
+	if (worker_budget_take(w))
+		return true;
+	struct link *l = w->idle_lru.next;
+	if (l != &w->idle_lru) {
+		conn_close(w, list_entry(l, struct conn, lru_link), "evicted for a new connection");
+		if (worker_budget_take(w))
+			return true;
 	}
-	return d->nopen < d->conf.max_inflight && d->nconns < d->conn_cap;
+	worker_hungry(w, true); /* another worker holds the budget: it gives back when it can */
+	if (worker_budget_take(w)) {
+		worker_hungry(w, false);
+		return true;
+	}
+	return false;
 }
 
-void sched_run(struct fetchd *d)
+/* Other workers wait for budget: give back idle connections beyond this worker's fair share. */
+void sched_trim_idle(struct worker *w)
 {
-	while (!list_empty(&d->deferred)) { /* their idle conns are a turn old now */
-		struct link *l = list_pop(&d->deferred);
-		list_add_tail(&d->ready, l);
+	uint64_t others = atomic_load(&w->sh->hungry) & ~(1ull << w->id);
+	while (others && w->nopen > w->quota && !list_empty(&w->idle_lru))
+		conn_close(w, list_entry(w->idle_lru.next, struct conn, lru_link), "given back to other workers");
+}
+
+void sched_run(struct worker *w)
+{
+	worker_hungry(w, false); /* set again below if a fetch still waits for budget */
+	while (!list_empty(&w->deferred)) { /* their idle conns are a turn old now */
+		struct link *l = list_pop(&w->deferred);
+		list_add_tail(&w->ready, l);
 	}
-	while (d->inflight < d->conf.max_inflight && !d->stopping) {
-		struct link *l = d->ready.next;
-		if (l == &d->ready)
+	while (w->inflight < w->conf.max_inflight && !w->stopping) {
+		struct link *l = w->ready.next;
+		if (l == &w->ready)
 			return;
 		struct host *h = list_entry(l, struct host, ready_link);
-		if (!sched_host_can_start(d, h)) {
+		if (!sched_host_can_start(w, h)) {
 			list_del(l);
-			if (!sched_host_defer(d, h))
-				sched_host_changed(d, h);
+			if (!sched_host_defer(w, h))
+				sched_host_changed(w, h);
 			continue;
 		}
-		if (h->dns_expires_ns <= d->now_ns && !conn_idle_usable(d, h)) {
+		if (h->dns_expires_ns <= w->now_ns && !conn_idle_usable(w, h)) {
 			/* A new connection, and the addresses' TTL ran out: look the name up again. */
 			list_del(l);
 			h->dns = H_RESOLVING;
-			h->t_resolve_ns = d->now_ns;
-			dns_resolve(d, h);
+			h->t_resolve_ns = w->now_ns;
+			dns_resolve(w, h);
 			continue;
 		}
-		if (!sched_conn_slot(d, h))
+		if (!sched_conn_slot(w, h))
 			return; /* resumes when a slot frees */
 		list_del(l);
 		struct fetch *f = list_entry(h->queue.next, struct fetch, queue_link);
 		sched_unqueue(h, f);
-		d->inflight++;
-		f->t_start_ns = d->now_ns;
-		conn_start(d, f);
-		sched_host_changed(d, h); /* back to the tail: hosts take turns */
+		w->inflight++;
+		f->t_start_ns = w->now_ns;
+		conn_start(w, f);
+		sched_host_changed(w, h); /* back to the tail: hosts take turns */
 	}
 }

@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <time.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
 #include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
 #define RING_HAVE_VALGRIND 1
 #endif
 #endif
@@ -360,6 +362,16 @@ void ring_buf_put(struct ring *r, uint16_t bid)
 int ring_submit_wait(struct ring *r, unsigned wait_nr, int64_t timeout_ns)
 {
 	ring_fifo_flush(r);
+#ifdef RING_HAVE_VALGRIND
+	/* valgrind does not know io_uring_enter can block: it keeps its one-thread-at-a-time lock
+	 * while a thread sleeps in it, and every other thread stops. Under valgrind, nap briefly and
+	 * let the other threads run first (valgrind hands its lock over on sched_yield). */
+	if (RUNNING_ON_VALGRIND) {
+		if (timeout_ns < 0 || timeout_ns > 1000000)
+			timeout_ns = 1000000;
+		sched_yield();
+	}
+#endif
 	struct io_uring_cqe *cqe = NULL;
 	if (timeout_ns < 0) {
 		int ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, wait_nr, NULL, NULL);

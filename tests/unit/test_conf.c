@@ -19,6 +19,7 @@ static const struct expect {
 	uint64_t min, max;
 } expects[] = {
 	{ "daemon", "log_level", "info", false, false, 0, 0 },
+	{ "daemon", "workers", "0", true, false, 0, 64 },
 	{ "control", "socket", "/run/fetchd.sock", false, false, 0, 0 },
 	{ "control", "max_clients", "64", true, false, 1, 4096 },
 	{ "control", "client_window", "0", true, false, 0, 1000000 },
