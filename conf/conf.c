@@ -53,6 +53,8 @@ struct conf_key {
 static int check_no_ctl(const char *value, char *bad, size_t badlen);
 static int check_dns_servers(const char *value, char *bad, size_t badlen);
 static int check_family(const char *value, char *bad, size_t badlen);
+static int check_tls_version(const char *value, char *bad, size_t badlen);
+static int check_yes_no(const char *value, char *bad, size_t badlen);
 static int check_addresses(const char *value, char *bad, size_t badlen);
 
 #define ADDRESSES_EXPECT \
@@ -102,6 +104,12 @@ static const struct conf_key conf_keys[] = {
 	    ADDRESSES_EXPECT),
 	STR("security", "deny_addresses", deny_addresses, 0, CONF_ADDRS_MAX - 1, "", check_addresses,
 	    ADDRESSES_EXPECT),
+
+	STR("tls", "ca_file", tls_ca_file, 0, CONF_PATH_MAX - 1, "", check_no_ctl, "a path"),
+	STR("tls", "ca_path", tls_ca_path, 0, CONF_PATH_MAX - 1, "", check_no_ctl, "a path"),
+	STR("tls", "min_version", tls_min_version, 3, 3, "1.2", check_tls_version, "1.2 or 1.3"),
+	STR("tls", "verify", tls_verify, 2, 3, "yes", check_yes_no, "yes or no"),
+	NUM("tls", "session_cache_size", CONF_T_U32, tls_session_cache_size, 0, 1000000, 10000),
 };
 
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -374,6 +382,27 @@ static void conf_echo(char *bad, size_t badlen, const char *s, size_t n)
 		n = badlen - 1;
 	memcpy(bad, s, n);
 	bad[n] = '\0';
+}
+
+static int check_one_of(const char *value, const char *const *ok, char *bad, size_t badlen)
+{
+	for (; *ok; ok++)
+		if (!strcmp(value, *ok))
+			return 0;
+	conf_echo(bad, badlen, value, strlen(value));
+	return -1;
+}
+
+static int check_tls_version(const char *value, char *bad, size_t badlen)
+{
+	static const char *const ok[] = { "1.2", "1.3", NULL };
+	return check_one_of(value, ok, bad, badlen);
+}
+
+static int check_yes_no(const char *value, char *bad, size_t badlen)
+{
+	static const char *const ok[] = { "yes", "no", NULL };
+	return check_one_of(value, ok, bad, badlen);
 }
 
 static int check_family(const char *value, char *bad, size_t badlen)

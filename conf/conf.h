@@ -60,6 +60,14 @@ struct conf {
 	char allow_addresses[CONF_ADDRS_MAX]; /* CIDR list opened despite the built-in blocked ranges,
 	                                         "127.0.0.0/8, ::1/128"; default "" */
 	char deny_addresses[CONF_ADDRS_MAX];  /* CIDR list always refused; default "" */
+
+	/* [tls] */
+	char tls_ca_file[CONF_PATH_MAX]; /* ca_file: PEM bundle; default "" = the system bundle */
+	char tls_ca_path[CONF_PATH_MAX]; /* ca_path: a hashed CA directory; default "" = none */
+	char tls_min_version[4];         /* min_version = 1.2|1.3; default 1.2 */
+	char tls_verify[4];              /* verify = yes|no; default yes */
+	uint32_t tls_session_cache_size; /* session_cache_size: resumable sessions kept per worker;
+	                                    default 10000; 0..1000000 (0: no resumption) */
 };
 
 /* Fill c with the built-in defaults (what fetchd runs on without a file). */

@@ -1,6 +1,7 @@
-/* conn.c - connections and the per-fetch exchange on them: connect (next address on failure), send the
- * request, receive into provided buffers and feed the HTTP/1.1 parser, hash the body, enforce limits and
- * timeouts, then keep the connection for reuse or close it. The one place where ring and HTTP meet.
+/* conn.c - connections and the per-fetch exchange on them: connect (next address on failure), TLS for
+ * https (ciphertext through memory buffers: tls/ never sees the socket), send the request, receive into
+ * provided buffers and feed the HTTP/1.1 parser, hash the body, enforce limits and timeouts, then keep
+ * the connection for reuse or close it. The one place where ring, TLS and HTTP meet.
  * A connection is freed only when none of its ring ops is in flight: close = cancel, wait, free. */
 #include "daemon/fetchd.h"
 
@@ -57,6 +58,8 @@ static void conn_free(struct worker *w, struct conn *c)
 	if (c->fd >= 0)
 		ring_close(&w->ring, c->fd, ring_ud(OP_CLOSE, 0, 0));
 	c->fd = -1;
+	tls_conn_free(c->tls); /* TLS state lives exactly as long as the connection */
+	c->tls = NULL;
 	log_debug("conn %u: freed (%s) after %u requests", c->idx, c->close_reason, c->requests);
 	conn_set_state(c, C_FREE);
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
@@ -131,7 +134,10 @@ static int64_t conn_deadline(const struct worker *w, const struct conn *c, const
 	} while (0)
 	if (c->state == C_CONNECTING)
 		CONN_CAND(c->t_connect_ns + conn_ms(cf->connect_timeout_ms), "connect");
-	if (c->state == C_BUSY) {
+	if (c->state == C_BUSY && c->tls && !c->tls_done) {
+		/* connect_timeout_ms covers the TCP connect and the TLS handshake, as in curl */
+		CONN_CAND(c->t_connect_ns + conn_ms(cf->connect_timeout_ms), "tls");
+	} else if (c->state == C_BUSY) {
 		if (!c->headers_done)
 			CONN_CAND(c->t_req_ns + conn_ms(cf->header_timeout_ms), "header");
 		CONN_CAND((c->got_bytes ? c->t_last_recv_ns : c->t_req_ns) + conn_ms(cf->idle_timeout_ms), "idle");
@@ -270,6 +276,13 @@ static void conn_send_rest(struct worker *w, struct conn *c)
 	c->ops++;
 }
 
+static void conn_tls_send_request(struct worker *w, struct conn *c);
+static void conn_tls_start(struct worker *w, struct conn *c);
+static void conn_tls_sent(struct worker *w, struct conn *c, size_t n);
+static void conn_tls_input(struct worker *w, struct conn *c, const uint8_t *data, size_t len);
+static bool conn_plain(struct worker *w, struct conn *c, const uint8_t *data, size_t len);
+static void conn_tls_save_session(struct worker *w, struct conn *c);
+
 /* Begin the exchange for c->fetch on a connected socket: build and send the request. */
 static void conn_begin_request(struct worker *w, struct conn *c)
 {
@@ -320,7 +333,10 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	http1_parser_init(&c->parser, false, w->conf.max_header_bytes);
 	tls_sha256_init(&c->sha);
 	fetch_set_state(f, F_SENDING);
-	conn_send_rest(w, c);
+	if (c->tls)
+		conn_tls_send_request(w, c);
+	else
+		conn_send_rest(w, c);
 	conn_arm_recv(w, c);
 	conn_arm_timer(w, c);
 }
@@ -423,7 +439,10 @@ static void conn_on_connect(struct worker *w, struct conn *c, int res)
 	c->connect_ns = w->now_ns - c->t_connect_ns; /* the last address tried, success or not */
 	if (res == 0) {
 		conn_set_state(c, C_BUSY);
-		conn_begin_request(w, c);
+		if (c->host->scheme == URL_HTTPS)
+			conn_tls_start(w, c);
+		else
+			conn_begin_request(w, c);
 		return;
 	}
 	char addr[80];
@@ -445,6 +464,10 @@ static void conn_on_connect(struct worker *w, struct conn *c, int res)
 
 static void conn_on_send(struct worker *w, struct conn *c, int res)
 {
+	if (c->tls && res > 0) {
+		conn_tls_sent(w, c, (size_t)res);
+		return;
+	}
 	if (!c->fetch)
 		return; /* the exchange already ended (an early response or an error); c is closing */
 	if (res <= 0) {
@@ -507,6 +530,8 @@ static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, siz
 		} else if (ev.type == HTTP1_EV_DONE) {
 			/* Reuse needs a framed response, no byte after it, and our request fully sent. */
 			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len;
+			if (c->tls) /* by now a TLS 1.3 server has sent its tickets too */
+				conn_tls_save_session(w, c);
 			fetch_succeed(w, f, c);
 			conn_release(w, c, reusable);
 			return false;
@@ -514,6 +539,186 @@ static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, siz
 			return true; /* HTTP1_EV_NONE: everything consumed */
 		}
 	}
+}
+
+/* Response bytes (plaintext) for c. Returns false when the exchange ended (c may be idle or gone). */
+static bool conn_plain(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->state == C_IDLE) {
+		conn_close(w, c, "unexpected bytes on an idle connection");
+		return false;
+	}
+	if (c->reused && !c->got_bytes && c->req_sent < c->req_len && conn_retry_stale(w, c))
+		return false; /* bytes before our request even left: junk sent after the previous response */
+	if (!c->got_bytes)
+		c->t_first_byte_ns = w->now_ns;
+	c->got_bytes = true;
+	c->t_last_recv_ns = w->now_ns;
+	return conn_feed(w, c, data, len);
+}
+
+/* ---- TLS: the ring moves ciphertext in and out of c->tls ---------------------------------------- */
+
+static void conn_tls_fail(struct worker *w, struct conn *c, int rc)
+{
+	const char *reason = c->tls ? tls_conn_reason(c->tls) : "";
+	if (!c->fetch) {
+		conn_close(w, c, "TLS error on an idle connection");
+		return;
+	}
+	conn_fail(w, c, "tls", NULL, "tls failed", reason[0] ? reason : tls_strerror(rc));
+}
+
+/* Send the next piece of queued ciphertext, one send at a time. */
+static void conn_tls_flush(struct worker *w, struct conn *c)
+{
+	const uint8_t *p;
+	size_t n;
+	if (c->send_armed || c->state == C_CLOSING || !(n = tls_output(c->tls, &p)))
+		return;
+	ring_send(&w->ring, c->fd, p, (uint32_t)n, conn_ud(c, OP_CONN_SEND));
+	c->send_armed = true;
+	c->ops++;
+}
+
+static void conn_tls_save_session(struct worker *w, struct conn *c)
+{
+	if (c->session_saved || !w->tls_sessions)
+		return;
+	struct tls_session *s = tls_conn_session(c->tls);
+	if (!s)
+		return;
+	char key[URL_HOST_MAX + 8];
+	snprintf(key, sizeof(key), "%s:%u", c->host->name, c->host->port);
+	lrumap_put(w->tls_sessions, key, s);
+	c->session_saved = true;
+}
+
+static void conn_tls_handshake(struct worker *w, struct conn *c)
+{
+	int rc = tls_handshake(c->tls);
+	conn_tls_flush(w, c);
+	if (rc == TLS_WANT_IO)
+		return;
+	if (rc != TLS_OK) {
+		conn_tls_fail(w, c, rc);
+		return;
+	}
+	c->tls_done = true;
+	c->tls_ns = w->now_ns - c->t_tls_ns;
+	w->stats.tls_handshakes++;
+	if (tls_conn_reused(c->tls))
+		w->stats.tls_resumed++;
+	conn_begin_request(w, c);
+}
+
+/* TCP is up: start the handshake (resuming a cached session for host:port when there is one). */
+static void conn_tls_start(struct worker *w, struct conn *c)
+{
+	if (!w->tls_cfg) {
+		conn_fail(w, c, "tls", NULL, "tls unavailable", w->tls_cfg_error);
+		return;
+	}
+	int rc = tls_conn_new(w->tls_cfg, c->host->name, &c->tls);
+	if (rc != TLS_OK) {
+		conn_fail(w, c, "tls", NULL, "tls setup", tls_strerror(rc));
+		return;
+	}
+	if (w->tls_sessions) {
+		char key[URL_HOST_MAX + 8];
+		snprintf(key, sizeof(key), "%s:%u", c->host->name, c->host->port);
+		const struct tls_session *s = lrumap_get(w->tls_sessions, key);
+		if (s)
+			tls_conn_set_session(c->tls, s);
+	}
+	c->t_tls_ns = w->now_ns;
+	fetch_set_state(c->fetch, F_TLS);
+	conn_arm_recv(w, c);
+	conn_arm_timer(w, c);
+	conn_tls_handshake(w, c);
+}
+
+/* Encrypt as much of the request as TLS takes now; the rest goes after a send completes. */
+static void conn_tls_send_request(struct worker *w, struct conn *c)
+{
+	while (c->req_sent < c->req_len) {
+		ssize_t n = tls_write(c->tls, c->req + c->req_sent, c->req_len - c->req_sent);
+		if (n == TLS_WANT_IO)
+			break;
+		if (n < 0) {
+			conn_tls_fail(w, c, (int)n);
+			return;
+		}
+		c->req_sent += (uint32_t)n;
+	}
+	conn_tls_flush(w, c);
+}
+
+static void conn_tls_sent(struct worker *w, struct conn *c, size_t n)
+{
+	tls_output_done(c->tls, n);
+	if (c->state == C_CLOSING)
+		return;
+	if (!c->tls_done) {
+		conn_tls_handshake(w, c);
+		return;
+	}
+	if (c->fetch && c->req_sent < c->req_len) {
+		conn_tls_send_request(w, c);
+		return;
+	}
+	conn_tls_flush(w, c);
+	if (c->fetch && c->fetch->state == F_SENDING && !c->send_armed)
+		fetch_set_state(c->fetch, F_WAITING);
+}
+
+static void conn_on_eof(struct worker *w, struct conn *c);
+
+/* Plaintext out of TLS, until it wants more ciphertext; false when c stopped (closed or failed). */
+static bool conn_tls_read(struct worker *w, struct conn *c)
+{
+	for (;;) {
+		ssize_t n = tls_read(c->tls, w->plain, sizeof(w->plain));
+		if (n == TLS_WANT_IO)
+			return true;
+		if (n == TLS_CLOSED) { /* close_notify: the stream ends here, cleanly */
+			conn_on_eof(w, c);
+			return false;
+		}
+		if (n < 0) {
+			conn_tls_fail(w, c, (int)n);
+			return false;
+		}
+		conn_plain(w, c, w->plain, (size_t)n);
+		if (c->state == C_CLOSING)
+			return false;
+	}
+}
+
+/* Ciphertext arrived: through the handshake, or out as plaintext. */
+static void conn_tls_input(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t off = 0;
+	while (off < len && c->state != C_CLOSING) {
+		size_t took = tls_input(c->tls, data + off, len - off);
+		off += took;
+		if (!c->tls_done) {
+			conn_tls_handshake(w, c);
+			if (c->state == C_CLOSING || !c->tls_done) {
+				if (took == 0 && c->state != C_CLOSING)
+					conn_tls_fail(w, c, TLS_E_PROTOCOL);
+				continue;
+			}
+		}
+		if (!conn_tls_read(w, c))
+			return;
+		if (took == 0) { /* its input is full and reading freed none: a broken stream */
+			conn_tls_fail(w, c, TLS_E_PROTOCOL);
+			return;
+		}
+	}
+	if (c->state != C_CLOSING)
+		conn_tls_flush(w, c); /* whatever reading produced (key updates, alerts) */
 }
 
 static void conn_on_eof(struct worker *w, struct conn *c)
@@ -524,6 +729,18 @@ static void conn_on_eof(struct worker *w, struct conn *c)
 	}
 	if (conn_retry_stale(w, c))
 		return;
+	if (c->tls) {
+		int t = tls_conn_eof(c->tls);
+		if (t == TLS_E_HANDSHAKE || (t != TLS_CLOSED && !c->tls_done)) {
+			conn_fail(w, c, "tls", NULL, "eof in handshake", "the server closed the connection during the TLS handshake");
+			return;
+		}
+		if (t == TLS_E_TRUNCATED && c->headers_done && c->parser.framing == HTTP1_FRAMING_EOF) {
+			/* the body ends at the close, and without close_notify nothing says it is whole */
+			conn_fail(w, c, "tls", NULL, "truncated", "connection closed without close_notify (truncated body)");
+			return;
+		}
+	}
 	int rc = http1_finish(&c->parser);
 	if (rc == HTTP1_EV_DONE) {
 		fetch_succeed(w, c->fetch, c);
@@ -559,17 +776,12 @@ static void conn_on_recv(struct worker *w, struct conn *c, const struct ring_cqe
 		}
 	} else if (cqe->res == 0) {
 		conn_on_eof(w, c);
-	} else if (c->state == C_IDLE) {
-		conn_close(w, c, "unexpected bytes on an idle connection");
-	} else if (c->reused && !c->got_bytes && c->req_sent < c->req_len && conn_retry_stale(w, c)) {
-		/* bytes before our request even left: junk the server sent after the previous response */
-	} else {
-		if (!c->got_bytes)
-			c->t_first_byte_ns = w->now_ns;
-		c->got_bytes = true;
-		c->t_last_recv_ns = w->now_ns;
+	} else if (c->tls) {
 		c->wire_bytes += (uint64_t)cqe->res;
-		conn_feed(w, c, data, (size_t)cqe->res);
+		conn_tls_input(w, c, data, (size_t)cqe->res);
+	} else {
+		c->wire_bytes += (uint64_t)cqe->res;
+		conn_plain(w, c, data, (size_t)cqe->res);
 	}
 	if (data)
 		ring_buf_put(&w->ring, bid);
@@ -644,7 +856,7 @@ void conn_on_timer(struct worker *w, uint32_t idx, uint32_t gen, int64_t deadlin
 		return;
 	}
 	const struct conf *cf = &w->conf;
-	uint32_t ms = !strcmp(phase, "connect") ? cf->connect_timeout_ms
+	uint32_t ms = !strcmp(phase, "connect") || !strcmp(phase, "tls") ? cf->connect_timeout_ms
 		      : !strcmp(phase, "header") ? cf->header_timeout_ms
 		      : !strcmp(phase, "idle")   ? cf->idle_timeout_ms
 						 : cf->timeout_ms;

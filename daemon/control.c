@@ -214,7 +214,7 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 	}
 	struct url u;
 	const char *reason = "invalid URL";
-	if (url_parse(line, len, 0, &u, &reason) < 0) {
+	if (url_parse(line, len, 1, &u, &reason) < 0) {
 		client_reject_line(d, c, line, len, "url", "%s", reason);
 		return;
 	}

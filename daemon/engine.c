@@ -43,6 +43,37 @@ static uint32_t engine_nworkers(const struct conf *c)
 	return n < 1 ? 1 : n > FETCHD_MAX_WORKERS ? FETCHD_MAX_WORKERS : (uint32_t)n;
 }
 
+/* The TLS client config, shared by every worker. A configured CA file or path that cannot be used
+ * stops the start; a missing system bundle only leaves https unavailable (http still works). */
+static int engine_tls(struct fetchd *d, char *err, size_t errlen)
+{
+	const struct conf *c = &d->conf;
+	struct tls_config_opts o = {
+		.ca_file = c->tls_ca_file,
+		.ca_path = c->tls_ca_path,
+		.min_version = !strcmp(c->tls_min_version, "1.3") ? TLS_V13 : TLS_V12,
+		.no_verify = !strcmp(c->tls_verify, "no"),
+	};
+	struct tls_ca_count ca = { 0, 0 };
+	int rc = tls_config_new(&d->tls_cfg, &o, &ca, d->tls_cfg_error, sizeof(d->tls_cfg_error));
+	if (rc == TLS_OK) {
+		if (o.no_verify)
+			log_warn("tls: verify = no: HTTPS server certificates are NOT checked");
+		else
+			log_info("tls: %s: %u CA certificates loaded, %u failed to parse",
+				 c->tls_ca_file[0] ? c->tls_ca_file : TLS_DEFAULT_CA_FILE, ca.loaded, ca.failed);
+		return 0;
+	}
+	d->tls_cfg = NULL;
+	if (c->tls_ca_file[0] || c->tls_ca_path[0] || o.min_version == TLS_V13) {
+		snprintf(err, errlen, "[tls]: %s", d->tls_cfg_error);
+		return -1;
+	}
+	log_warn("tls: %s: https URLs will fail (install ca-certificates or set [tls] ca_file)",
+		 d->tls_cfg_error);
+	return 0;
+}
+
 static int engine_workers(struct fetchd *d, char *err, size_t errlen)
 {
 	d->nworkers = engine_nworkers(&d->conf);
@@ -58,7 +89,8 @@ static int engine_workers(struct fetchd *d, char *err, size_t errlen)
 	for (uint32_t i = 0; i < d->nworkers; i++)
 		d->workers[i].efd = -1; /* what worker_fini expects of one that never initialised */
 	for (uint32_t i = 0; i < d->nworkers; i++)
-		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, d->conf.max_clients, err, errlen) < 0)
+		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, d->conf.max_clients, d->tls_cfg,
+				d->tls_cfg ? NULL : d->tls_cfg_error, err, errlen) < 0)
 			return -1;
 	for (uint32_t i = 0; i < d->nworkers; i++) {
 		int rc = worker_start(&d->workers[i]);
@@ -89,7 +121,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 		return -1;
 	}
 	/* The socket comes last: once it exists, clients may connect, and everything must be up. */
-	if (engine_signals(d, err, errlen) < 0 || engine_workers(d, err, errlen) < 0 ||
+	if (engine_signals(d, err, errlen) < 0 || engine_tls(d, err, errlen) < 0 || engine_workers(d, err, errlen) < 0 ||
 	    control_listen(d, err, errlen) < 0)
 		return -1;
 	log_info("started version=%s ring=%s workers=%u max_inflight=%u per_host_connections=%u socket=%s tls=%s",
@@ -186,14 +218,18 @@ static void engine_log_stats(struct fetchd *d)
 		s.dns_cache_hits += ws->dns_cache_hits;
 		s.dns_coalesced += ws->dns_coalesced;
 		s.dns_hosts_file_hits += ws->dns_hosts_file_hits;
+		s.tls_handshakes += ws->tls_handshakes;
+		s.tls_resumed += ws->tls_resumed;
 	}
 	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu "
-		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu",
+		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu "
+		 "tls_handshakes=%llu tls_resumed=%llu",
 		 (unsigned long long)s.fetches_ok, (unsigned long long)s.fetches_failed,
 		 (unsigned long long)s.conns_opened, (unsigned long long)s.conns_reused,
 		 (unsigned long long)s.stale_cqes, (unsigned long long)s.dns_queries,
 		 (unsigned long long)s.dns_cache_hits, (unsigned long long)s.dns_coalesced,
-		 (unsigned long long)s.dns_hosts_file_hits);
+		 (unsigned long long)s.dns_hosts_file_hits, (unsigned long long)s.tls_handshakes,
+		 (unsigned long long)s.tls_resumed);
 }
 
 int fetchd_run(struct fetchd *d)
@@ -245,6 +281,7 @@ void fetchd_fini(struct fetchd *d)
 	if (d->ring.br)
 		ring_fini(&d->ring);
 	control_fini(d);
+	tls_config_free(d->tls_cfg);
 	buf_free(&d->results);
 	ring_timers_fini(&d->timers);
 	if (d->signal_fd >= 0)

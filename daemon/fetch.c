@@ -18,12 +18,19 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
 	f->state = s;
 }
 
-static void fetch_from_conn(struct result *r, struct fetch *f, struct conn *c)
+static void fetch_from_conn(const struct worker *w, struct result *r, struct fetch *f, struct conn *c)
 {
 	r->ip = c->ip;
 	r->connect_ns = c->reused ? 0 : c->connect_ns;
 	if (c->got_bytes)
 		r->ttfb_ns = c->t_first_byte_ns - c->t_req_ns;
+	if (c->tls) {
+		r->tls_ns = c->reused ? 0 : c->tls_ns;
+		r->tls_version = c->tls_done ? tls_conn_version(c->tls) : NULL;
+		r->tls_cipher = c->tls_done ? tls_conn_cipher(c->tls) : NULL;
+		r->tls_backend = tls_backend_name();
+		r->tls_verified = strcmp(w->conf.tls_verify, "no") != 0;
+	}
 	if (c->headers_done) {
 		r->status = c->parser.status;
 		r->content_type = c->parser.content_type[0] ? c->parser.content_type : NULL;
@@ -45,7 +52,7 @@ static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 		w->inflight--;
 	}
 	if (f->conn)
-		fetch_from_conn(r, f, f->conn);
+		fetch_from_conn(w, r, f, f->conn);
 	if (r->err_class)
 		w->stats.fetches_failed++;
 	else
@@ -57,8 +64,7 @@ static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
 {
 	struct result r;
-	memset(&r, 0, sizeof(r));
-	r.status = -1;
+	result_init(&r);
 	r.err_class = cls;
 	r.err_phase = phase;
 	va_list ap;
@@ -71,8 +77,7 @@ void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *
 void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c)
 {
 	struct result r;
-	memset(&r, 0, sizeof(r));
-	r.status = -1;
+	result_init(&r);
 	r.have_sha = f->hash;
 	if (r.have_sha)
 		tls_sha256_final(&c->sha, r.sha);

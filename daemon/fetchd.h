@@ -26,6 +26,7 @@
 #include "daemon/buf.h"
 #include "daemon/http1.h"
 #include "daemon/list.h"
+#include "daemon/lrumap.h"
 #include "daemon/sockaddr.h"
 #include "daemon/url.h"
 #include "ring/ring.h"
@@ -61,7 +62,7 @@ enum op {
 };
 
 
-enum fetch_state { F_QUEUED = 0, F_CONNECTING, F_SENDING, F_WAITING, F_BODY, F_DONE };
+enum fetch_state { F_QUEUED = 0, F_CONNECTING, F_TLS, F_SENDING, F_WAITING, F_BODY, F_DONE };
 
 struct fetch {
 	struct link client_link; /* control: in client->fetches */
@@ -136,6 +137,10 @@ struct conn {
 	char *req;
 	uint32_t req_cap, req_len, req_sent;
 	uint64_t wire_bytes;
+	struct tls_conn *tls;     /* https: the TLS state, for the connection's life */
+	bool tls_done;           /* the handshake completed */
+	bool session_saved;      /* its resumable session went to the cache */
+	int64_t t_tls_ns, tls_ns;
 	struct http1_parser parser;
 	struct tls_sha256 sha;
 };
@@ -180,6 +185,7 @@ struct dns;
 struct fetchd_stats {
 	uint64_t fetches_ok, fetches_failed, stale_cqes, conns_opened, conns_reused, stale_retries;
 	uint64_t dns_queries, dns_cache_hits, dns_hosts_file_hits, dns_coalesced;
+	uint64_t tls_handshakes, tls_resumed;
 };
 
 #define FETCHD_MAX_WORKERS 64
@@ -246,6 +252,10 @@ struct worker {
 	struct link nobufs;      /* conns whose receive waits for a buffer */
 	uint32_t inflight;       /* fetches running (holding a connection) */
 	struct dns *dns;
+	struct tls_config *tls_cfg; /* shared, read-only; NULL: TLS unavailable (tls_cfg_error says why) */
+	const char *tls_cfg_error;
+	struct lrumap *tls_sessions; /* host:port -> struct tls_session *; NULL: no resumption */
+	uint8_t plain[RING_RECV_BUF_BYTES]; /* plaintext out of TLS, handled at once */
 	struct fetchd_stats stats;
 };
 
@@ -253,6 +263,8 @@ struct worker {
 struct fetchd {
 	struct conf conf;
 	struct shared sh;
+	struct tls_config *tls_cfg;
+	char tls_cfg_error[256];
 	struct worker *workers;
 	uint32_t nworkers;
 	struct ring ring;
@@ -287,7 +299,7 @@ void fetchd_timer(struct fetchd *d, int64_t deadline_ns, uint8_t kind, uint32_t 
 
 /* worker.c: a worker thread and the messages to and from it */
 int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shared *sh, uint32_t client_cap,
-		char *err, size_t errlen);
+		struct tls_config *tls_cfg, const char *tls_cfg_error, char *err, size_t errlen);
 int worker_start(struct worker *w);
 void worker_join(struct worker *w);
 void worker_fini(struct worker *w);

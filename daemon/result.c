@@ -81,6 +81,13 @@ static int result_opt_str(struct buf *b, const char *s)
 	return json_str(b, s, strlen(s)) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0 ? -1 : 0;
 }
 
+void result_init(struct result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	r->tls_verified = -1;
+}
+
 int result_encode(struct buf *b, const struct result *r)
 {
 	if (buf_reserve(b, RESULT_FIXED_BYTES) < 0)
@@ -113,6 +120,22 @@ int result_encode(struct buf *b, const struct result *r)
 	RESULT_LIT(b, ",\"ip\":");
 	if (result_opt_str(b, r->ip) < 0)
 		return -1;
+	RESULT_LIT(b, ",\"tls_version\":");
+	if (result_opt_str(b, r->tls_version) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"tls_cipher\":");
+	if (result_opt_str(b, r->tls_cipher) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"tls_backend\":");
+	if (result_opt_str(b, r->tls_backend) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"tls_verified\":");
+	if (r->tls_verified < 0)
+		RESULT_LIT(b, "null");
+	else if (r->tls_verified)
+		RESULT_LIT(b, "true");
+	else
+		RESULT_LIT(b, "false");
 	RESULT_LIT(b, ",\"timings_ms\":{\"dns\":");
 	result_ms(b, r->dns_ns);
 	RESULT_LIT(b, ",\"connect\":");

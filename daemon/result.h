@@ -23,9 +23,16 @@ struct result {
 	uint8_t sha[32];
 	const char *content_type; /* NULL: null */
 	const char *ip;           /* NULL or "": null */
+	const char *tls_version;  /* https only; NULL: null */
+	const char *tls_cipher;
+	const char *tls_backend;
+	int tls_verified;         /* 1, 0, or -1: null (not https) */
 	int64_t dns_ns, connect_ns, tls_ns, ttfb_ns, total_ns; /* printed as milliseconds, 3 decimals */
 	uint32_t attempts;
 };
+
+/* A result with nothing known yet: every field null or 0. */
+void result_init(struct result *r);
 
 /* Append r as one JSON object and a newline. Returns 0 or -1 (out of memory). */
 int result_encode(struct buf *b, const struct result *r);

@@ -27,8 +27,13 @@ struct worker_record {
 	uint32_t len;
 };
 
+static void worker_free_session(void *s)
+{
+	tls_session_free(s);
+}
+
 int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shared *sh, uint32_t client_cap,
-		char *err, size_t errlen)
+		struct tls_config *tls_cfg, const char *tls_cfg_error, char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;
@@ -45,6 +50,13 @@ int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shar
 	pthread_mutex_init(&w->in_lock, NULL);
 	pthread_mutex_init(&w->out_lock, NULL);
 	w->client_cap = client_cap;
+	w->tls_cfg = tls_cfg;
+	w->tls_cfg_error = tls_cfg_error;
+	if (c->tls_session_cache_size &&
+	    !(w->tls_sessions = lrumap_new(c->tls_session_cache_size, worker_free_session))) {
+		snprintf(err, errlen, "out of memory for the TLS session cache");
+		return -1;
+	}
 	w->client_fetches = calloc(client_cap, sizeof(*w->client_fetches));
 	if (!w->client_fetches) {
 		snprintf(err, errlen, "out of memory");
@@ -157,7 +169,7 @@ static void worker_admit(struct worker *w, struct fetch *f)
 	const char *reason;
 	list_init(&f->queue_link);
 	list_add_tail(&w->client_fetches[f->client_idx], &f->wlink);
-	if (url_parse(f->url, f->url_len, 0, &u, &reason) < 0) { /* the control thread parsed it already */
+	if (url_parse(f->url, f->url_len, 1, &u, &reason) < 0) { /* the control thread parsed it already */
 		fetch_fail(w, f, "internal", NULL, "URL no longer parses: %s", reason);
 		return;
 	}
@@ -421,6 +433,7 @@ void worker_fini(struct worker *w)
 	 * thread, from its list of each client's fetches */
 	free(w->client_fetches);
 	free(w->in_cancels);
+	lrumap_free(w->tls_sessions);
 	buf_free(&w->out_local);
 	buf_free(&w->out_shared);
 	pthread_mutex_destroy(&w->in_lock);

@@ -21,7 +21,7 @@ suite = Suite(__file__, timeout=120)
 FETCHD = os.environ.get("FETCHD_BIN", os.path.join(REPO, "build", "fetchd"))
 FETCHCTL = os.environ.get("FETCHCTL_BIN", os.path.join(REPO, "build", "fetchctl"))
 RESULT_KEYS = ["url", "final_url", "status", "error", "body_bytes", "body_sha256", "content_type", "ip",
-               "timings_ms", "attempts"]
+               "tls_version", "tls_cipher", "tls_backend", "tls_verified", "timings_ms", "attempts"]
 
 
 def ok(r, sha=None):
@@ -58,6 +58,7 @@ def result_object_has_every_field():
         assert r["content_type"] == "text/html", r
         assert r["ip"] == "127.0.0.1", r
         assert r["attempts"] == 1, r
+        assert r["tls_version"] is None and r["tls_verified"] is None, r  # plain http
         t = r["timings_ms"]
         assert set(t) == {"dns", "connect", "tls", "ttfb", "total"}, t
         assert t["dns"] == 0 and t["tls"] == 0, t  # IP literal, plain HTTP

@@ -44,6 +44,11 @@ static const struct expect {
 	{ "dns", "negative_ttl_s", "60", true, false, 0, 86400 },
 	{ "dns", "family", "any", false, false, 0, 0 },
 	{ "dns", "hosts_file", "/etc/hosts", false, false, 0, 0 },
+	{ "tls", "ca_file", "", false, false, 0, 0 },
+	{ "tls", "ca_path", "", false, false, 0, 0 },
+	{ "tls", "min_version", "1.2", false, false, 0, 0 },
+	{ "tls", "verify", "yes", false, false, 0, 0 },
+	{ "tls", "session_cache_size", "10000", true, false, 0, 1000000 },
 	{ "security", "allow_addresses", "", false, false, 0, 0 },
 	{ "security", "deny_addresses", "", false, false, 0, 0 },
 };

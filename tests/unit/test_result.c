@@ -17,7 +17,7 @@ static const char *encode(struct buf *b, const struct result *r)
 static void test_success(struct buf *b)
 {
 	struct result r;
-	memset(&r, 0, sizeof(r));
+	result_init(&r);
 	r.url = "http://a/x";
 	r.url_len = strlen(r.url);
 	r.status = 200;
@@ -27,6 +27,10 @@ static void test_success(struct buf *b)
 		r.sha[i] = (uint8_t)(i * 8);
 	r.content_type = "text/html";
 	r.ip = "127.0.0.1";
+	r.tls_version = "TLSv1.3";
+	r.tls_cipher = "TLS_AES_128_GCM_SHA256";
+	r.tls_backend = "openssl 3";
+	r.tls_verified = 0;
 	r.dns_ns = 0;
 	r.connect_ns = 214499;      /* 0.214499 ms -> 0.214 */
 	r.ttfb_ns = 358500;         /* rounds half up to 0.359 */
@@ -35,7 +39,8 @@ static void test_success(struct buf *b)
 	const char *want =
 		"{\"url\":\"http://a/x\",\"final_url\":\"http://a/x\",\"status\":200,\"error\":null,\"body_bytes\":1024,"
 		"\"body_sha256\":\"0008101820283038404850586068707880889098a0a8b0b8c0c8d0d8e0e8f0f8\","
-		"\"content_type\":\"text/html\",\"ip\":\"127.0.0.1\",\"timings_ms\":{\"dns\":0.000,\"connect\":0.214,"
+		"\"content_type\":\"text/html\",\"ip\":\"127.0.0.1\",\"tls_version\":\"TLSv1.3\","
+		"\"tls_cipher\":\"TLS_AES_128_GCM_SHA256\",\"tls_backend\":\"openssl 3\",\"tls_verified\":false,\"timings_ms\":{\"dns\":0.000,\"connect\":0.214,"
 		"\"tls\":0.000,\"ttfb\":0.359,\"total\":12345.679},\"attempts\":1}\n";
 	const char *got = encode(b, &r);
 	CHECK(strcmp(got, want) == 0, "\n got %s\nwant %s", got, want);
@@ -44,17 +49,17 @@ static void test_success(struct buf *b)
 static void test_failure(struct buf *b)
 {
 	struct result r;
-	memset(&r, 0, sizeof(r));
+	result_init(&r);
 	r.url = "http://h/\"q\"\\";
 	r.url_len = strlen(r.url);
-	r.status = -1;
 	r.err_class = "timeout";
 	r.err_phase = "header";
 	strcpy(r.err_msg, "header timeout after 300 ms");
 	const char *want = "{\"url\":\"http://h/\\\"q\\\"\\\\\",\"final_url\":\"http://h/\\\"q\\\"\\\\\",\"status\":null,"
 			   "\"error\":{\"class\":\"timeout\",\"message\":\"header timeout after 300 ms\","
 			   "\"phase\":\"header\"},\"body_bytes\":0,\"body_sha256\":null,\"content_type\":null,"
-			   "\"ip\":null,\"timings_ms\":{\"dns\":0.000,\"connect\":0.000,\"tls\":0.000,\"ttfb\":0.000,"
+			   "\"ip\":null,\"tls_version\":null,\"tls_cipher\":null,\"tls_backend\":null,"
+			   "\"tls_verified\":null,\"timings_ms\":{\"dns\":0.000,\"connect\":0.000,\"tls\":0.000,\"ttfb\":0.000,"
 			   "\"total\":0.000},\"attempts\":0}\n";
 	const char *got = encode(b, &r);
 	CHECK(strcmp(got, want) == 0, "\n got %s\nwant %s", got, want);
