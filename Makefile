@@ -46,15 +46,15 @@ deps-check:
 	@tools/deps.sh ensure
 
 unit: $(UNIT_BIN)
-	@tests/run-unit.sh $(UNIT_BIN)
+	@UNIT_ONLY=1 tests/run-all.sh $(B)
 
-# The suites run the binaries of this build (TLS=openssl tests build-openssl/).
-export FETCHD_BIN   = $(abspath $(B)/fetchd)
-export FETCHCTL_BIN = $(abspath $(B)/fetchctl)
+units: $(UNIT_BIN)
 
+# Both TLS backends are built and every suite runs against each (tests/run-all.sh).
 check: deps-check
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	@tests/run-all.sh $(UNIT_BIN)
+	@$(MAKE) --no-print-directory TLS=mbedtls all units
+	@$(MAKE) --no-print-directory TLS=openssl all units
+	@tests/run-all.sh build build-openssl
 
 demo: deps-check
 	@$(MAKE) --no-print-directory all
@@ -68,5 +68,5 @@ bench: all
 clean:
 	rm -rf build build-*
 
-.PHONY: all deps deps-check unit check demo bench clean
+.PHONY: all deps deps-check unit units check demo bench clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

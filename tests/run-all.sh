@@ -1,8 +1,11 @@
 #!/bin/sh
-# run-all.sh BIN... - run every unit test binary given, then every integration suite
-# (tests/integration/test_*.py); each ends with "N passed, N failed". Prints the sum as the last line and
-# exits 1 when anything failed or a suite ended without its summary line.
+# run-all.sh BUILD_DIR... - for each build (build/ is mbedTLS, build-openssl/ is OpenSSL): its unit test
+# binaries (BUILD_DIR/test_*), then every integration suite (tests/integration/test_*.py) against that
+# build's fetchd and fetchctl. Each suite ends with "N passed, N failed". Prints the sum as the last line
+# and exits 1 when anything failed or a suite ended without its summary line.
+# UNIT_ONLY=1 skips the integration suites.
 here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
 total_p=0 total_f=0
 run_one() {  # name, command...
 	name=$1; shift
@@ -18,12 +21,17 @@ run_one() {  # name, command...
 	echo "$name: $last"
 	total_p=$((total_p + p)); total_f=$((total_f + f))
 }
-for b in "$@"; do run_one "$(basename "$b")" "$b"; done
-if [ -z "${UNIT_ONLY:-}" ]; then
+for dir in "$@"; do
+	tag=$(basename "$dir")
+	for b in "$root/$dir"/test_*; do
+		[ -x "$b" ] && run_one "$tag/$(basename "$b")" "$b"
+	done
+	[ -n "${UNIT_ONLY:-}" ] && continue
 	for t in "$here"/integration/test_*.py; do
 		[ -f "$t" ] || continue
-		run_one "$(basename "$t")" python3 "$t"
+		run_one "$tag/$(basename "$t")" env FETCHD_BIN="$root/$dir/fetchd" FETCHCTL_BIN="$root/$dir/fetchctl" \
+			python3 "$t"
 	done
-fi
+done
 echo "$total_p passed, $total_f failed"
 [ "$total_f" = 0 ]
