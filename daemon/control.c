@@ -192,10 +192,9 @@ static void client_reject_line(struct fetchd *d, struct client *c, const char *l
 			       const char *cls, const char *fmt, const char *arg)
 {
 	struct result r;
-	memset(&r, 0, sizeof(r));
+	result_init(&r);
 	r.url = line;
 	r.url_len = len;
-	r.status = -1;
 	r.err_class = cls;
 	r.attempts = 0;
 	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);

@@ -407,6 +407,9 @@ def fetchctl_exit_codes():
         assert rc == 0 and len(parse_jsonl(out)) == 1, (rc, out, err)
         rc, out, err = fetchctl(d.sock, ["submit", "-"], input_text=f"{h.url('/ok')}\nhttp://127.0.0.1:1/\n")
         assert rc == 5 and "error connect: 1" in err, (rc, err)
+        rc, out, err = fetchctl(d.sock, ["submit", "-"], input_text="ftp://x\n")
+        bad = parse_jsonl(out)[0]
+        assert bad["error"]["class"] == "url" and bad["tls_verified"] is None and bad["attempts"] == 0, bad
         rc, out, err = fetchctl(d.sock, ["-q", "submit", "-"], input_text="")
         assert rc == 0 and out == "" and err == "", (rc, out, err)
 
