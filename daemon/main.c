@@ -38,6 +38,31 @@ static void main_raise_nofile(const struct conf *c)
 			 (unsigned long long)rl.rlim_cur, c->max_inflight, c->max_clients, (unsigned long long)need);
 }
 
+/* fetchd -t: the file parsed; now what only a start would find out (the TLS settings). */
+static int main_check(const struct conf *c, const char *conf_path)
+{
+	struct tls_config_opts o = {
+		.ca_file = c->tls_ca_file,
+		.ca_path = c->tls_ca_path,
+		.min_version = !strcmp(c->tls_min_version, "1.3") ? TLS_V13 : TLS_V12,
+		.no_verify = !strcmp(c->tls_verify, "no"),
+	};
+	struct tls_config *cfg = NULL;
+	struct tls_ca_count ca = { 0, 0 };
+	char err[256];
+	int rc = tls_config_new(&cfg, &o, &ca, err, sizeof(err));
+	tls_config_free(cfg);
+	const char *name = conf_path ? conf_path : "(built-in defaults)";
+	if (rc != TLS_OK && (c->tls_ca_file[0] || c->tls_ca_path[0] || o.min_version == TLS_V13)) {
+		fprintf(stderr, "fetchd: %s: [tls]: %s\n", name, err);
+		return 1;
+	}
+	if (rc != TLS_OK)
+		fprintf(stderr, "fetchd: warning: %s: https URLs would fail\n", err);
+	printf("fetchd: %s: configuration ok (%s)\n", name, tls_backend_name());
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL, *sock = NULL;
@@ -72,10 +97,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fetchd: socket path: %s\n", err);
 		return 1;
 	}
-	if (check_only) {
-		printf("fetchd: %s: configuration ok\n", conf_path ? conf_path : "(built-in defaults)");
-		return 0;
-	}
+	if (check_only)
+		return main_check(&conf, conf_path);
 	log_set_level(conf.log_level);
 	main_raise_nofile(&conf);
 	static struct fetchd d;
