@@ -110,6 +110,7 @@ static const struct conf_key conf_keys[] = {
 	STR("tls", "min_version", tls_min_version, 3, 3, "1.2", check_tls_version, "1.2 or 1.3"),
 	STR("tls", "verify", tls_verify, 2, 3, "yes", check_yes_no, "yes or no"),
 	NUM("tls", "session_cache_size", CONF_T_U32, tls_session_cache_size, 0, 1000000, 10000),
+	NUM("tls", "max_handshakes", CONF_T_U32, tls_max_handshakes, 1, 100000, 64),
 };
 
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])

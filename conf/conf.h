@@ -66,6 +66,8 @@ struct conf {
 	char tls_ca_path[CONF_PATH_MAX]; /* ca_path: a hashed CA directory; default "" = none */
 	char tls_min_version[4];         /* min_version = 1.2|1.3; default 1.2 */
 	char tls_verify[4];              /* verify = yes|no; default yes */
+	uint32_t tls_max_handshakes;     /* max_handshakes: TLS handshakes in progress per worker; more
+	                                    wait to start their connection; default 64; 1..100000 */
 	uint32_t tls_session_cache_size; /* session_cache_size: resumable sessions kept per worker;
 	                                    default 10000; 0..1000000 (0: no resumption) */
 };

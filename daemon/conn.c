@@ -71,6 +71,18 @@ static void conn_free(struct worker *w, struct conn *c)
 	sched_host_changed(w, h); /* may free h */
 }
 
+void conn_hs_end(struct worker *w, struct conn *c)
+{
+	if (!c->hs_counted)
+		return;
+	c->hs_counted = false;
+	w->handshakes--;
+	while (!list_empty(&w->tls_wait)) { /* their turn: sched_run looks at them again */
+		struct link *l = list_pop(&w->tls_wait);
+		list_add_tail(&w->ready, l);
+	}
+}
+
 /* Cancel each op in flight by its user_data (a lookup; cancelling by fd scans every pending op). */
 static void conn_cancel_ops(struct worker *w, struct conn *c)
 {
@@ -97,6 +109,7 @@ void conn_close(struct worker *w, struct conn *c, const char *reason)
 		list_del(&c->nobufs_link);
 	c->close_reason = reason;
 	conn_set_state(c, C_CLOSING);
+	conn_hs_end(w, c);
 	/* Shut the socket down now: the peer sees the close at once, the connection stops counting
 	 * against the limits, and a receive in flight ends by itself (EOF). The slot waits for its ops. */
 	c->host->nopen--;
@@ -382,6 +395,10 @@ void conn_start(struct worker *w, struct fetch *f)
 	h->nconns++;
 	h->nopen++;
 	w->nopen++;
+	if (h->scheme == URL_HTTPS) {
+		c->hs_counted = true;
+		w->handshakes++;
+	}
 	c->fetch = f;
 	f->conn = c;
 	int err = conn_connect(w, c);
@@ -474,8 +491,10 @@ static void conn_on_send(struct worker *w, struct conn *c, int res)
 		if (conn_retry_stale(w, c))
 			return;
 		char msg[128];
-		snprintf(msg, sizeof(msg), "sending the request failed: %s", res ? strerror(-res) : "no progress");
-		conn_fail(w, c, "protocol", NULL, "send failed", msg);
+		bool hs = c->tls && !c->tls_done;
+		snprintf(msg, sizeof(msg), "%s: %s", hs ? "handshake failed" : "sending the request failed",
+			 res ? strerror(-res) : "no progress");
+		conn_fail(w, c, hs ? "tls" : "protocol", NULL, "send failed", msg);
 		return;
 	}
 	c->req_sent += (uint32_t)res;
@@ -606,6 +625,7 @@ static void conn_tls_handshake(struct worker *w, struct conn *c)
 	}
 	c->tls_done = true;
 	c->tls_ns = w->now_ns - c->t_tls_ns;
+	conn_hs_end(w, c);
 	w->stats.tls_handshakes++;
 	if (tls_conn_reused(c->tls))
 		w->stats.tls_resumed++;
@@ -770,9 +790,10 @@ static void conn_on_recv(struct worker *w, struct conn *c, const struct ring_cqe
 			conn_close(w, c, "error on the idle connection");
 		} else if (!conn_retry_stale(w, c)) {
 			char msg[160];
-			snprintf(msg, sizeof(msg), "receive failed: %s (after %llu bytes)", strerror(-cqe->res),
-				 (unsigned long long)c->wire_bytes);
-			conn_fail(w, c, "protocol", NULL, "recv failed", msg);
+			bool hs = c->tls && !c->tls_done;
+			snprintf(msg, sizeof(msg), "%s: %s (after %llu bytes)", hs ? "handshake failed" : "receive failed",
+				 strerror(-cqe->res), (unsigned long long)c->wire_bytes);
+			conn_fail(w, c, hs ? "tls" : "protocol", NULL, "recv failed", msg);
 		}
 	} else if (cqe->res == 0) {
 		conn_on_eof(w, c);

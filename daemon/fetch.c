@@ -29,7 +29,7 @@ static void fetch_from_conn(const struct worker *w, struct result *r, struct fet
 		r->tls_version = c->tls_done ? tls_conn_version(c->tls) : NULL;
 		r->tls_cipher = c->tls_done ? tls_conn_cipher(c->tls) : NULL;
 		r->tls_backend = tls_backend_name();
-		r->tls_verified = strcmp(w->conf.tls_verify, "no") != 0;
+		r->tls_verified = c->tls_done && strcmp(w->conf.tls_verify, "no") != 0;
 	}
 	if (c->headers_done) {
 		r->status = c->parser.status;

@@ -139,6 +139,7 @@ struct conn {
 	uint64_t wire_bytes;
 	struct tls_conn *tls;     /* https: the TLS state, for the connection's life */
 	bool tls_done;           /* the handshake completed */
+	bool hs_counted;         /* counts against the worker's handshakes in progress */
 	bool session_saved;      /* its resumable session went to the cache */
 	int64_t t_tls_ns, tls_ns;
 	struct http1_parser parser;
@@ -248,6 +249,8 @@ struct worker {
 	/* scheduling */
 	struct link ready;       /* hosts that can start a fetch now */
 	struct link deferred;    /* hosts whose only idle conns went idle this turn: retried next turn */
+	struct link tls_wait;    /* https hosts waiting for a handshake to end (max_handshakes) */
+	uint32_t handshakes;     /* TLS handshakes in progress (connections counted from their start) */
 	struct link idle_lru;    /* idle conns, least recently used first */
 	struct link nobufs;      /* conns whose receive waits for a buffer */
 	uint32_t inflight;       /* fetches running (holding a connection) */
@@ -349,6 +352,7 @@ void conn_detach_cancel(struct worker *w, struct fetch *f); /* client gone: drop
 void conn_close(struct worker *w, struct conn *c, const char *reason);
 void conn_retry_nobufs(struct worker *w);
 void conn_close_idle_all(struct worker *w);
+void conn_hs_end(struct worker *w, struct conn *c); /* a counted handshake ended (or its conn did) */
 void conn_release(struct worker *w, struct conn *c, bool reusable);
 struct conn *conn_alloc(struct worker *w);
 struct conn *conn_idle_usable(const struct worker *w, struct host *h);

@@ -339,6 +339,12 @@ void sched_run(struct worker *w)
 				sched_host_changed(w, h);
 			continue;
 		}
+		if (h->scheme == URL_HTTPS && w->handshakes >= w->conf.tls_max_handshakes && !conn_idle_usable(w, h)) {
+			/* a new https connection waits for a handshake to end (conn_hs_end wakes it) */
+			list_del(l);
+			list_add_tail(&w->tls_wait, l);
+			continue;
+		}
 		if (h->dns_expires_ns <= w->now_ns && !conn_idle_usable(w, h)) {
 			/* A new connection, and the addresses' TTL ran out: look the name up again. */
 			list_del(l);

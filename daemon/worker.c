@@ -44,6 +44,7 @@ int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shar
 	w->now_ns = ring_now_ns();
 	list_init(&w->ready);
 	list_init(&w->deferred);
+	list_init(&w->tls_wait);
 	list_init(&w->idle_lru);
 	list_init(&w->nobufs);
 	list_init(&w->in_fetches);

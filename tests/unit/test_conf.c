@@ -49,6 +49,7 @@ static const struct expect {
 	{ "tls", "min_version", "1.2", false, false, 0, 0 },
 	{ "tls", "verify", "yes", false, false, 0, 0 },
 	{ "tls", "session_cache_size", "10000", true, false, 0, 1000000 },
+	{ "tls", "max_handshakes", "64", true, false, 1, 100000 },
 	{ "security", "allow_addresses", "", false, false, 0, 0 },
 	{ "security", "deny_addresses", "", false, false, 0, 0 },
 };

@@ -9,8 +9,8 @@ compared with, each on the same URL list at the same in-flight depth, one after 
 stdout (Markdown) and to build/bench/results.md; progress goes to stderr. See tools/bench/README.md.
 
 Debian packages needed (bookworm):
-    libcurl4-openssl-dev curl wrk python3-aiohttp nginx-light libnginx-mod-http-echo
-plus what `make` needs for build/fetchd and build/fetchctl.
+    libcurl4-openssl-dev curl wrk python3-aiohttp nginx-light libnginx-mod-http-echo openssl
+plus what `make` needs for build/fetchd and build/fetchctl (make TLS=openssl for the OpenSSL build).
 """
 
 import argparse
@@ -26,6 +26,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,11 @@ F_SETPIPE_SZ = 1031
 PEER_TIMEOUT = 600  # seconds; a peer still running after this is killed and reported as failed
 
 ALL_PEERS = ["fetchd", "curl_multi", "curl_cli", "py_aiohttp", "wrk"]
-ALL_WORKLOADS = ["same", "hosts", "delay", "big", "million", "memory"]
+ALL_WORKLOADS = ["same", "hosts", "delay", "big", "tls", "tls-new", "million", "memory"]
 
-# name: URL kind, path, N (default, --quick), in-flight depth, caps on N for the slow peers
+# name: URL kind, path, N (default, --quick), in-flight depth, caps on N for the slow peers; the HTTPS
+# workloads also say which TLS server of the origin they use ("keep": keep-alive, "new": the origin
+# closes after every response) and which peers take part.
 WORKLOADS = {
     "same": dict(kind="same", path="/1k.html", n=100000, quick=10000, conc=256,
                  caps={"py_aiohttp": 20000, "curl_cli": 20000},
@@ -58,6 +61,13 @@ WORKLOADS = {
     "big": dict(kind="same", path="/1m.bin", n=2000, quick=500, conc=64,
                 caps={"py_aiohttp": 500, "curl_cli": 20000},
                 what="one host, keep-alive, 1 MiB bodies: N x /1m.bin"),
+    "tls": dict(kind="same", path="/1k.html", n=50000, quick=10000, conc=64, tls="keep",
+                caps={"py_aiohttp": 20000}, peers=("fetchd", "curl_multi", "py_aiohttp", "wrk"),
+                what="HTTPS, one host, keep-alive: N x https://127.0.0.1/1k.html"),
+    "tls-new": dict(kind="same", path="/1k.html", n=5000, quick=1000, conc=64, tls="new", caps={},
+                    peers=("fetchd", "curl_multi", "wrk"),
+                    what="HTTPS, a new TLS connection per fetch (the origin closes after every "
+                         "response): N x https://127.0.0.1/1k.html"),
     "million": dict(kind="same", path="/1k.html", n=1000000, quick=200000, conc=256, caps={},
                     what="one fetchctl submit of N x /1k.html on 127.0.0.1 (fetchd only)"),
     "memory": dict(kind="hosts", path="/slow", n=5000, quick=5000, conc=5000, caps={},
@@ -178,12 +188,12 @@ def loop_host(i):
     return f"127.{1 + a}.{b}.{1 + c}"
 
 
-def write_list(path, kind, url_path, n, port):
+def write_list(path, kind, url_path, n, port, scheme="http"):
     with open(path, "w") as f:
         chunk = []
         for i in range(n):
             host = "127.0.0.1" if kind == "same" else loop_host(i)
-            chunk.append(f"http://{host}:{port}{url_path}?{i}\n")
+            chunk.append(f"{scheme}://{host}:{port}{url_path}?{i}\n")
             if len(chunk) == 10000:
                 f.write("".join(chunk))
                 chunk = []
@@ -192,14 +202,59 @@ def write_list(path, kind, url_path, n, port):
 
 
 # ---------------------------------------------------------------------------------------------------
+# TLS material for the HTTPS workloads, made fresh for every run (as tests/tls/make-certs.sh does).
+
+def make_certs(d):
+    """A private ECDSA P-256 CA (ca.crt, ca.key) and, signed by it, a P-256 server certificate for
+    DNS:localhost and IP:127.0.0.1 (server.crt, server.key) in directory d."""
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "req.cnf"), "w") as f:  # no default extensions from openssl.cnf
+        f.write("[req]\ndistinguished_name = dn\n[dn]\n")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("basicConstraints = critical,CA:FALSE\n"
+                "keyUsage = critical,digitalSignature\n"
+                "extendedKeyUsage = serverAuth\n"
+                "subjectKeyIdentifier = hash\n"
+                "authorityKeyIdentifier = keyid\n"
+                "subjectAltName = DNS:localhost,IP:127.0.0.1\n")
+
+    def openssl(*argv):
+        p = subprocess.run(["openssl", *argv], cwd=d, capture_output=True, text=True)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["?"])[-1]
+            raise RuntimeError(f"openssl {argv[0]} failed: {last}")
+
+    for key in ("ca.key", "server.key"):
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    openssl("req", "-config", "req.cnf", "-new", "-x509", "-key", "ca.key", "-out", "ca.crt",
+            "-days", "30", "-subj", "/CN=fetchd bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash")
+    openssl("req", "-config", "req.cnf", "-new", "-key", "server.key", "-subj", "/CN=localhost",
+            "-out", "server.csr")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "30", "-sha256",
+            "-extfile", "server.ext", "-out", "server.crt")
+    return {name: os.path.join(d, name) for name in ("ca.crt", "server.crt", "server.key")}
+
+
+# ---------------------------------------------------------------------------------------------------
 # The origin: a private nginx with one worker, listening on every address so that every 127.A.B.C
-# reaches it.
+# reaches it. With tls, two more servers speak HTTPS (TLS 1.2 and 1.3, an ECDSA P-256 certificate,
+# a shared session cache and session tickets): tls_port keeps connections alive like the plain one,
+# tls_new_port closes every connection after its response (keepalive_timeout 0) and logs, for each
+# request, whether its TLS session was resumed.
 
 class Origin:
-    def __init__(self, tmp):
+    def __init__(self, tmp, tls=False):
         self.dir = os.path.join(tmp, "origin")
         self.www = os.path.join(self.dir, "www")
         self.port = 0
+        self.tls_port = self.tls_new_port = 0
+        self.certs = make_certs(os.path.join(self.dir, "tls")) if tls else None
+        self.tls_log = os.path.join(self.dir, "logs", "tls-new.log")
+        self.tls_log_offset = 0
         self.proc = None
         for sub in ("www", "tmp", "logs"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
@@ -269,9 +324,49 @@ class Origin:
             "        location = /delay { echo_sleep 0.1; echo \"delayed\"; }",
             "        location = /slow { echo_sleep 1.0; echo \"slow\"; }",
             "    }",
-            "}",
         ]
+        if self.certs:
+            lines += [
+                f"    ssl_certificate {self.certs['server.crt']};",
+                f"    ssl_certificate_key {self.certs['server.key']};",
+                "    ssl_protocols TLSv1.2 TLSv1.3;",
+                "    ssl_session_cache shared:SSL:10m;",
+                "    ssl_session_tickets on;",
+                "    log_format tlsnew '$ssl_session_reused $ssl_protocol $ssl_curve $status';",
+                "    server {",
+                f"        listen {self.tls_port} ssl backlog=65535;",
+                f"        root {self.www};",
+                "    }",
+                "    server {",
+                f"        listen {self.tls_new_port} ssl backlog=65535;",
+                f"        root {self.www};",
+                "        keepalive_timeout 0;",
+                f"        access_log {self.tls_log} tlsnew;",
+                "    }",
+            ]
+        lines.append("}")
         return "\n".join(lines) + "\n"
+
+    def tls_new_seen(self):
+        """What the closing TLS server logged since the last call: {"requests", "resumed", "protocols"}
+        (protocols: "TLSv1.3 X25519" -> requests)."""
+        try:
+            with open(self.tls_log, "rb") as f:
+                f.seek(self.tls_log_offset)
+                data = f.read()
+                self.tls_log_offset = f.tell()
+        except OSError:
+            data = b""
+        seen = {"requests": 0, "resumed": 0, "protocols": {}}
+        for line in data.decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            seen["requests"] += 1
+            seen["resumed"] += parts[0] == "r"
+            what = parts[1] + (f" {parts[2]}" if len(parts) > 3 and parts[2] != "-" else "")
+            seen["protocols"][what] = seen["protocols"].get(what, 0) + 1
+        return seen
 
     @staticmethod
     def free_port():
@@ -279,8 +374,12 @@ class Origin:
             s.bind(("0.0.0.0", 0))
             return s.getsockname()[1]
 
-    def get(self, host, path):
-        c = http.client.HTTPConnection(host, self.port, timeout=3)
+    def get(self, host, path, port=None):
+        if port:
+            ctx = ssl.create_default_context(cafile=self.certs["ca.crt"])
+            c = http.client.HTTPSConnection(host, port, timeout=3, context=ctx)
+        else:
+            c = http.client.HTTPConnection(host, self.port, timeout=3)
         try:
             c.request("GET", path)
             r = c.getresponse()
@@ -292,6 +391,8 @@ class Origin:
         last = ""
         for _ in range(5):
             self.port = self.free_port()
+            if self.certs:
+                self.tls_port, self.tls_new_port = self.free_port(), self.free_port()
             conf = os.path.join(self.dir, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(self.conf())
@@ -307,8 +408,16 @@ class Origin:
                 try:
                     if (self.get("127.0.0.1", "/1k.html") == (200, 1024)
                             and self.get("127.9.8.7", "/1m.bin") == (200, 1 << 20)
-                            and self.get("127.1.0.1", "/delay")[0] == 200):
+                            and self.get("127.1.0.1", "/delay")[0] == 200
+                            and (not self.certs  # the certificate verifies for the IP and the name
+                                 or (self.get("127.0.0.1", "/1k.html", self.tls_port) == (200, 1024)
+                                     and self.get("localhost", "/1k.html", self.tls_new_port)
+                                     == (200, 1024)))):
+                        self.tls_new_seen()  # skip the check's own request
                         return self.new_errors()
+                except ssl.SSLError as e:  # not a matter of waiting: the certificates are wrong
+                    self.stop()
+                    raise SystemExit(f"bench: the origin's HTTPS check failed: {e}")
                 except OSError:
                     pass
                 time.sleep(0.05)
@@ -326,7 +435,9 @@ class Origin:
                 self.proc.wait()
         self.proc = None
 
-    def url(self, host, path):
+    def url(self, host, path, tls=None):
+        if tls:
+            return f"https://{host}:{self.tls_port if tls == 'keep' else self.tls_new_port}{path}"
         return f"http://{host}:{self.port}{path}"
 
 
@@ -334,7 +445,8 @@ class Origin:
 # fetchd: a new daemon per workload, so its peak RSS (VmHWM) belongs to that workload.
 
 class Fetchd:
-    def __init__(self, binary, tmp, name, inflight, per_host):
+    def __init__(self, binary, tmp, name, inflight, per_host, tls=None):
+        """tls: keys for the [tls] section (ca_file, session_cache_size), or None."""
         self.binary = binary
         self.sock = os.path.join(tmp, f"fetchd-{name}.sock")
         self.conf = os.path.join(tmp, f"fetchd-{name}.conf")
@@ -346,6 +458,8 @@ class Fetchd:
                     f"[control]\nsocket = {self.sock}\nclient_window = {max(4096, 2 * inflight)}\n"
                     f"[fetch]\nmax_inflight = {inflight}\nper_host_connections = {per_host}\n"
                     "[security]\nallow_addresses = 127.0.0.0/8\n")
+            if tls:
+                f.write("[tls]\n" + "".join(f"{k} = {v}\n" for k, v in tls.items()))
 
     def start(self):
         self.proc = subprocess.Popen([self.binary, "-c", self.conf, "-s", self.sock],
@@ -386,6 +500,15 @@ class Fetchd:
                 return " | ".join(line.strip() for line in f.readlines()[-n:])
         except OSError:
             return ""
+
+    def stop_stats(self):
+        """The counters of fetchd's `stopped ...` log line (after stop()), e.g. {"tls_handshakes": 64}."""
+        try:
+            with open(self.log, errors="replace") as f:
+                lines = [line for line in f if re.search(r"\bstopped ok=", line)]
+        except OSError:
+            return {}
+        return {k: int(v) for k, v in re.findall(r"\b(\w+)=(\d+)", lines[-1])} if lines else {}
 
     def log_problems(self):
         """Lines of fetchd's log at warn level or above."""
@@ -451,7 +574,7 @@ def build_tool(name, libs=()):
     return out
 
 
-def run_proc(argv, counter, errlog, timeout=PEER_TIMEOUT):
+def run_proc(argv, counter, errlog, timeout=PEER_TIMEOUT, env=None):
     """Run argv with stdout streamed through counter; returns wall, exit code, CPU and peak RSS.
 
     The command runs under build/bench/rusage (its own process group), which reports the command's
@@ -464,7 +587,8 @@ def run_proc(argv, counter, errlog, timeout=PEER_TIMEOUT):
     full = [RUSAGE["bin"], ru_file, *argv] if RUSAGE["bin"] else argv
     t0 = time.monotonic()
     p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=open(errlog, "wb"), cwd=REPO,
-                         preexec_fn=raise_nofile, start_new_session=True)
+                         preexec_fn=raise_nofile, start_new_session=True,
+                         env={**os.environ, **env} if env else None)
     CLEANUP.children[p.pid] = argv[0]
     fd = p.stdout.fileno()
     try:
@@ -506,8 +630,12 @@ def run_proc(argv, counter, errlog, timeout=PEER_TIMEOUT):
 
 
 class Row:
-    def __init__(self, peer, n):
+    def __init__(self, peer, n, mode=None):
         self.peer, self.n = peer, n
+        self.mode = mode          # tls-new: "full" or "resumed"; compared with curl_multi's row of it
+        self.is_base = peer == "curl_multi"  # the row the "x curl_multi" columns divide by
+        self.tls = None           # fetchd: (handshakes, resumed) from its stop log line
+        self.tls_note = None      # ... and the note that says so
         self.ok = None
         self.wall = None
         self.rate = None          # fetches/s
@@ -556,11 +684,15 @@ class Bench:
                 [SYS_PYTHON, "-c", "import aiohttp"], capture_output=True).returncode == 0,
         }
 
-    def url_list(self, kind, path, n):
-        key = (kind, path, n)
+    def url_list(self, kind, path, n, tls=None):
+        """tls: None (http on the plain port), "keep" or "new" (https on that TLS server's port)."""
+        key = (kind, path, n, tls)
         if key not in self.lists:
-            name = f"urls-{kind}-{path.strip('/').replace('.', '_')}-{n}.txt"
-            self.lists[key] = write_list(os.path.join(self.tmp, name), kind, path, n, self.origin.port)
+            name = f"urls-{kind}-{path.strip('/').replace('.', '_')}-{n}{'-tls-' + tls if tls else ''}.txt"
+            port = {None: self.origin.port, "keep": self.origin.tls_port,
+                    "new": self.origin.tls_new_port}[tls]
+            self.lists[key] = write_list(os.path.join(self.tmp, name), kind, path, n, port,
+                                         "https" if tls else "http")
         return self.lists[key]
 
     def build_curl_multi(self):
@@ -577,9 +709,12 @@ class Bench:
         time.sleep(1)
         log(what)
 
-    def run_fetchd(self, wname, lst, n, conc, per_host=None, extra=()):
-        row = Row(" ".join(["fetchd", *extra]), n)
-        d = Fetchd(self.args.fetchd, self.tmp, wname, conc, per_host or conc)
+    def run_fetchd(self, wname, lst, n, conc, per_host=None, extra=(), tls=None, label=None, mode=None,
+                   tag=None):
+        """tls: the [tls] keys (see Fetchd); label: the row's name; tag: added to the log names."""
+        row = Row(label or " ".join(["fetchd", *extra]), n, mode)
+        name = f"{wname}-{tag}" if tag else wname
+        d = Fetchd(self.args.fetchd, self.tmp, name, conc, per_host or conc, tls)
         try:
             d.start()
         except RuntimeError as e:
@@ -589,11 +724,13 @@ class Bench:
             d.stop()
             return row
         try:
-            self.settle(f"{wname}: fetchd (pid {d.proc.pid}) + fetchctl, {n} URLs, {conc} in flight")
-            cnt = Counter([b'"status":200,"error":null', b'"status":200,'])
+            self.settle(f"{wname}: {row.peer} (pid {d.proc.pid}) + fetchctl, {n} URLs, {conc} in flight")
+            versions = ({b'"tls_version":"' + v.encode() + b'"': v for v in ("TLSv1.2", "TLSv1.3")}
+                        if tls else {})
+            cnt = Counter([b'"status":200,"error":null', b'"status":200,', *versions])
             c0 = d.cpu()
             proc = run_proc([self.args.fetchctl, "-q", *extra, "-s", d.sock, "submit", lst], cnt,
-                            os.path.join(self.tmp, f"fetchctl-{wname}.err"))
+                            os.path.join(self.tmp, f"fetchctl-{name}.err"))
             alive = d.alive()
             c1 = d.cpu() if alive else c0
             row.daemon_rss = d.status_kib("VmHWM") if alive else None
@@ -608,22 +745,37 @@ class Bench:
             if not alive:
                 row.failed = True
                 row.notes.insert(0, f"FAILED: fetchd died ({d.proc.returncode}): {d.log_tail(2)}")
-            probs = d.log_problems()
-            if probs:
-                row.notes.append(f"fetchd log: {len(probs)} warn/error lines, e.g. {probs[0][:160]}")
+            if versions:
+                seen = [f"{cnt.patterns[p]:,} x {v}" for p, v in versions.items() if cnt.patterns[p]]
+                row.notes.append("results: " + (", ".join(seen) or "no tls_version"))
         finally:
             d.stop()
             CLEANUP.remove("fetchd")
+        probs = d.log_problems()
+        if probs:
+            row.notes.append(f"fetchd log: {len(probs)} warn/error lines, e.g. {probs[0][:160]}")
+        if tls:
+            st = d.stop_stats()
+            if "tls_handshakes" in st:
+                row.tls = (st["tls_handshakes"], st.get("tls_resumed", 0))
+                row.tls_note = (f"fetchd log: {row.tls[0]:,} TLS handshakes, {row.tls[1]:,} resumed "
+                                f"(conns_opened={st.get('conns_opened', '?')}, "
+                                f"conns_reused={st.get('conns_reused', '?')})")
+                row.notes.append(row.tls_note)
+            else:
+                row.notes.append("fetchd log: no stop line with tls_handshakes")
         return row
 
-    def run_client(self, peer, wname, lst, n, conc):
-        row = Row(peer, n)
+    def run_client(self, peer, wname, lst, n, conc, cafile=None, env=None, label=None, mode=None):
+        """cafile: the CA for https URLs (curl_multi and py_aiohttp); env: extra environment."""
+        row = Row(label or peer, n, mode)
+        row.is_base = peer == "curl_multi"
         if peer == "curl_multi":
             binary = self.build_curl_multi()
             if not binary:
                 row.notes = ["not run", self.curl_multi_err]
                 return row
-            argv = [binary, lst, str(conc)]
+            argv = [binary, lst, str(conc)] + ([cafile] if cafile else [])
         elif peer == "curl_cli":
             if not self.tools["curl_cli"]:
                 row.notes = ["not run: curl not installed (apt-get install curl)"]
@@ -642,11 +794,14 @@ class Bench:
                 row.notes = [f"not run: {SYS_PYTHON} cannot import aiohttp (apt-get install python3-aiohttp)"]
                 return row
             argv = [SYS_PYTHON, os.path.join(HERE, "py_aiohttp.py"), lst, str(conc)]
+            argv += [cafile] if cafile else []
         else:
             raise ValueError(peer)
-        self.settle(f"{wname}: {peer}, {n} URLs, {conc} in flight")
+        self.settle(f"{wname}: {row.peer}, {n} URLs, {conc} in flight"
+                    + (f" ({' '.join(f'{k}={v}' for k, v in env.items())})" if env else ""))
         cnt = Counter([b"200\n"])
-        proc = run_proc(argv, cnt, os.path.join(self.tmp, f"{peer}-{wname}.err"))
+        tag = f"-{mode}" if mode else ""
+        proc = run_proc(argv, cnt, os.path.join(self.tmp, f"{peer}-{wname}{tag}.err"), env=env)
         ok = cnt.patterns[b"200\n"] if peer == "curl_cli" else cnt.last("ok")
         row.finish(proc, ok)
         row.cpu = proc.cpu
@@ -655,8 +810,8 @@ class Bench:
             row.notes.append("RSS includes the driver's (no rusage helper)")
         return row
 
-    def run_wrk(self, wname, url, conc, close):
-        row = Row("wrk", None)
+    def run_wrk(self, wname, url, conc, close, mode=None):
+        row = Row("wrk", None, mode)
         if not self.tools["wrk"]:
             row.notes = ["not run: wrk not installed (apt-get install wrk)"]
             return row
@@ -716,7 +871,12 @@ def md_table(header, rows):
 
 
 def peer_table(rows, big=False, extra_rows=()):
-    base = next((r for r in rows if r.peer == "curl_multi" and not r.failed and r.rate), None)
+    # Each row is divided by the curl_multi row of its own mode (tls-new: full handshakes or resumed);
+    # rows without a mode by the plain curl_multi row.
+    bases = {}
+    for r in rows:
+        if r.is_base and not r.failed and r.rate and r.mode not in bases:
+            bases[r.mode] = r
     wrk = next((r for r in rows if r.peer == "wrk" and r.bytes_rate), None)
     header = ["peer", "URLs", "ok", "wall s", "fetches/s", "x curl_multi", "CPU us/fetch", "CPU x curl_multi"]
     if big:
@@ -724,6 +884,7 @@ def peer_table(rows, big=False, extra_rows=()):
     header += ["daemon RSS MiB", "client RSS MiB", "note"]
     out = []
     for r in rows:
+        base = bases.get(r.mode)
         cpu_f = r.cpu * 1e6 / r.ok if r.cpu is not None and r.ok else None
         base_cpu = base.cpu * 1e6 / base.ok if base and base.cpu is not None and base.ok else None
         cells = [r.peer, fmt_int(r.n), fmt_int(r.ok), fmt(r.wall, ".2f"), fmt_int(r.rate),
@@ -761,31 +922,45 @@ def median_row(rows):
     return pick
 
 
+def workload_peers(wname, peers):
+    """The peers that take part in wname (the HTTPS workloads name theirs), in the fixed order."""
+    only = WORKLOADS[wname].get("peers")
+    if only is None:
+        return peers
+    left_out = [p for p in peers if p not in only]
+    if left_out:
+        log(f"{wname}: not run for {', '.join(left_out)}")
+    return [p for p in peers if p in only]
+
+
 def run_peer_workload(b, wname, peers, quick, n_override):
     w = WORKLOADS[wname]
     n = n_override or (w["quick"] if quick else w["n"])
     conc = w["conc"]
-    lst = b.url_list(w["kind"], w["path"], n)
+    tls = w.get("tls")
+    lst = b.url_list(w["kind"], w["path"], n, tls)
+    ca = b.origin.certs["ca.crt"] if tls else None
+    fetchd_tls = {"ca_file": ca} if tls else None
     title = f"{wname}: {w['what']}; N = {n:,}, {conc} in flight"
     log(f"=== {title}")
     rows = []
-    for peer in peers:
+    for peer in workload_peers(wname, peers):
         if peer == "wrk":
             host = "127.0.0.1" if w["kind"] == "same" else "127.0.0.2"
-            rows.append(b.run_wrk(wname, b.origin.url(host, w["path"]), conc, w["kind"] != "same"))
+            rows.append(b.run_wrk(wname, b.origin.url(host, w["path"], tls), conc, w["kind"] != "same"))
         else:
             pn = min(n, w["caps"].get(peer, n))
-            plst = lst if pn == n else b.url_list(w["kind"], w["path"], pn)
+            plst = lst if pn == n else b.url_list(w["kind"], w["path"], pn, tls)
             reps = REPEATS if peer in ("fetchd", "curl_multi") and wname != "delay" else 1
             if peer == "fetchd":
-                row = median_row([b.run_fetchd(wname, plst, pn, conc) for _ in range(reps)])
+                row = median_row([b.run_fetchd(wname, plst, pn, conc, tls=fetchd_tls) for _ in range(reps)])
                 # The peers do not hash bodies: show fetchd both ways.
                 row.notes.append("bodies hashed (SHA-256)")
                 rows.append(row)
-                row = median_row([b.run_fetchd(wname, plst, pn, conc, extra=("--no-hash",))
+                row = median_row([b.run_fetchd(wname, plst, pn, conc, extra=("--no-hash",), tls=fetchd_tls)
                                   for _ in range(reps)])
             else:
-                row = median_row([b.run_client(peer, wname, plst, pn, conc) for _ in range(reps)])
+                row = median_row([b.run_client(peer, wname, plst, pn, conc, cafile=ca) for _ in range(reps)])
             if pn < n:
                 row.notes.insert(0, f"first {pn:,} of the {n:,} URLs")
             rows.append(row)
@@ -801,6 +976,105 @@ def run_peer_workload(b, wname, peers, quick, n_override):
     if wname == "delay":
         extra.append([f"ideal: {conc} in flight / 0.1 s", "-", "-", "-", fmt_int(conc / 0.1)])
     table = peer_table(rows, big=(wname == "big"), extra_rows=extra)
+    return title, table, rows
+
+
+def run_tls_new(b, peers, quick, n_override):
+    """tls-new: every fetch on a new TLS connection (the origin closes after each response), with
+    full handshakes only and with session resumption, for fetchd and for libcurl multi. Each run is
+    checked against the origin's own log of which requests came on a resumed TLS session."""
+    wname = "tls-new"
+    w = WORKLOADS[wname]
+    n = n_override or (w["quick"] if quick else w["n"])
+    conc = w["conc"]
+    lst = b.url_list(w["kind"], w["path"], n, "new")
+    ca = b.origin.certs["ca.crt"]
+    title = f"{wname}: {w['what']}; N = {n:,}, {conc} in flight"
+    log(f"=== {title}")
+    modes = {"full": "full handshakes", "resumed": "resumed"}
+
+    def runs_of(run, reps):
+        """reps runs of a peer, each with what the origin saw of it (row.seen)."""
+        out = []
+        for _ in range(reps):
+            b.origin.tls_new_seen()  # skip whatever came before
+            row = run()
+            row.seen = b.origin.tls_new_seen()
+            out.append(row)
+        return out
+
+    def finish(runs, mode, note):
+        """The median run, with the origin's and fetchd's handshake counts of every run checked.
+        mode None: what the origin saw decides (wrk)."""
+        if mode is None:
+            seen = runs[0].seen
+            mode = runs[0].mode = "resumed" if seen["resumed"] > seen["requests"] / 2 else "full"
+            runs[0].peer += f", {modes[mode]}"
+        row = median_row(runs)
+        if len(runs) > 1 and row.tls_note in row.notes:  # said for every run below
+            row.notes.remove(row.tls_note)
+        protos = sorted({p for r in runs for p in r.seen["protocols"]})
+        row.notes.append("origin: requests on resumed sessions "
+                         + ", ".join(f"{r.seen['resumed']:,}/{r.seen['requests']:,}" for r in runs)
+                         + (" (one per run)" if len(runs) > 1 else "")
+                         + (f", {' + '.join(protos)}" if protos else ""))
+        if len(runs) > 1 and any(r.tls for r in runs):
+            row.notes.append("fetchd log: resumed/handshakes "
+                             + ", ".join(f"{r.tls[1]:,}/{r.tls[0]:,}" if r.tls else "?" for r in runs)
+                             + (f" (conns_opened={row.tls_note.split('conns_opened=')[1]}"
+                                if row.tls_note and "conns_opened=" in row.tls_note else ""))
+        bad = []
+        for r in runs:
+            fetchd_resumed = r.tls[1] if r.tls else 0
+            if mode == "full" and (r.seen["resumed"] or fetchd_resumed):
+                bad.append(f"{r.seen['resumed']} resumed at the origin"
+                           + (f", {fetchd_resumed} in fetchd's log" if r.tls else ""))
+            if mode == "resumed" and r.seen["requests"] and r.seen["resumed"] < r.seen["requests"] / 2:
+                bad.append(f"only {r.seen['resumed']} of {r.seen['requests']} resumed at the origin")
+            if r.tls and r.tls[0] != r.seen["requests"]:
+                bad.append(f"fetchd logged {r.tls[0]} handshakes, the origin {r.seen['requests']} requests")
+        if bad:
+            row.notes.insert(0, f"WARNING: not {modes[mode]}: " + "; ".join(bad[:2]))
+        row.notes.append(note)
+        origin_note = b.origin.error_note()
+        if origin_note:
+            row.notes.append(origin_note)
+        log(f"{wname}: {row.peer}: ok={fmt_int(row.ok)} wall={fmt(row.wall, '.2f')} s "
+            f"rate={fmt_int(row.rate)}/s {'; '.join(row.notes)}")
+        return row
+
+    rows = []
+    for peer in workload_peers(wname, peers):
+        reps = REPEATS if peer in ("fetchd", "curl_multi") else 1
+        if peer == "fetchd":
+            # session_cache_size = 0: fetchd keeps no session, so every handshake is a full one. Left
+            # at its default (10000 host:port entries per worker), the cache resumes all but the
+            # connections opened before the first session came back.
+            for mode, conf, note in (
+                    ("full", {"ca_file": ca, "session_cache_size": 0}, "session_cache_size = 0"),
+                    ("resumed", {"ca_file": ca}, "session_cache_size left at its default (10000)")):
+                label = f"fetchd, {modes[mode]}"
+                runs = runs_of(lambda: b.run_fetchd(wname, lst, n, conc, tls=conf, label=label, mode=mode,
+                                                    tag=mode), reps)
+                rows.append(finish(runs, mode, "bodies hashed (SHA-256); " + note))
+        elif peer == "curl_multi":
+            for mode, env, note in (
+                    ("full", {"BENCH_NO_SESSION_CACHE": "1"}, "CURLOPT_SSL_SESSIONID_CACHE 0"),
+                    ("resumed", None, "libcurl's session cache on (the default)")):
+                label = f"curl_multi, {modes[mode]}"
+                runs = runs_of(lambda: b.run_client(peer, wname, lst, n, conc, cafile=ca, env=env,
+                                                    label=label, mode=mode), reps)
+                rows.append(finish(runs, mode, note))
+        elif peer == "wrk":
+            # wrk has no switch for TLS sessions: the origin's log says which kind of row it is.
+            runs = runs_of(lambda: b.run_wrk(wname, b.origin.url("127.0.0.1", w["path"], "new"), conc, True),
+                           1)
+            rows.append(finish(runs, None, "the handshake kind as the origin saw it"))
+        log(f"TCP sockets in TIME_WAIT on the origin's TLS port: {count_time_wait(b.origin.tls_new_port)}")
+    table = peer_table(rows)
+    table += ("\n\nx curl_multi and CPU x curl_multi divide by the curl_multi row of the same kind of "
+              "handshake: the `full handshakes` rows by `curl_multi, full handshakes`, the `resumed` rows "
+              "by `curl_multi, resumed`.")
     return title, table, rows
 
 
@@ -958,6 +1232,9 @@ def main():
             sys.exit(f"bench: {path} not found: run `make` first")
     if not shutil.which("nginx") or not os.path.exists(ECHO_MODULE):
         sys.exit("bench: needs nginx and its echo module: apt-get install nginx-light libnginx-mod-http-echo")
+    tls = any(WORKLOADS[w].get("tls") for w in workloads)
+    if tls and not shutil.which("openssl"):
+        sys.exit("bench: the HTTPS workloads need the openssl command: apt-get install openssl")
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
@@ -976,14 +1253,19 @@ def main():
     ports = "?"
     try:
         ports = tune_ports(notes)
-        origin = Origin(tmp)
+        try:
+            origin = Origin(tmp, tls=tls)
+        except RuntimeError as e:
+            sys.exit(f"bench: making the TLS certificates: {e}")
         for line in origin.start():
             if "setrlimit" in line:
                 nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
                 notes.append(f"nginx could not raise its open-file limit to 200000 (no CAP_SYS_RESOURCE?): "
                              f"the origin worker has {nofile} file descriptors")
                 log(notes[-1])
-        log(f"nginx origin (1 worker) on port {origin.port}, all addresses; temp dir {tmp}; "
+        log(f"nginx origin (1 worker) on port {origin.port}, all addresses"
+            + (f"; HTTPS on {origin.tls_port} (keep-alive) and {origin.tls_new_port} (closes after each "
+               f"response), CA {origin.certs['ca.crt']}" if tls else "") + f"; temp dir {tmp}; "
             f"open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
         try:
             RUSAGE["bin"] = build_tool("rusage")
@@ -1001,6 +1283,8 @@ def main():
                     if "fetchd" not in peers:
                         continue
                     results.append(run_memory(b, args.n))
+                elif wname == "tls-new":
+                    results.append(run_tls_new(b, peers, args.quick, args.n))
                 else:
                     results.append(run_peer_workload(b, wname, peers, args.quick, args.n))
             except (RuntimeError, OSError) as e:
@@ -1020,7 +1304,9 @@ def main():
                 f"- machine: nproc {info['nproc']}, CPU {info['cpu']}, kernel {info['kernel']}",
                 f"- fetchd: {binary_info(args.fetchd)}; fetchctl: {binary_info(args.fetchctl)}; "
                 f"repo at git {info['git']}",
-                "- origin: nginx, 1 worker, on the same machine (loopback)",
+                "- origin: nginx, 1 worker, on the same machine (loopback)"
+                + ("; HTTPS with a fresh ECDSA P-256 CA and server certificate, TLS 1.2 and 1.3, "
+                   "shared session cache and tickets on" if tls else ""),
                 f"- loopback ports: {ports}",
                 f"- load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (other work on the "
                 "machine skews the figures)",
@@ -1028,7 +1314,8 @@ def main():
             ] + [f"- note: {n}" for n in notes]
             body = "\n".join(head) + "\n" + "".join(f"\n## {t}\n\n{tb}\n" for t, tb, _ in results)
             body += ("\nColumns: fetches/s = URLs answered 200 per wall second; x curl_multi = this peer's "
-                     "fetches/s divided by libcurl multi's (higher is faster); CPU us/fetch = user+system "
+                     "fetches/s divided by libcurl multi's (higher is faster; in tls-new, by the curl_multi "
+                     "row of the same kind of handshake, full or resumed); CPU us/fetch = user+system "
                      "CPU per 200 (fetchd: daemon + fetchctl); CPU x curl_multi = that divided by libcurl "
                      "multi's (lower is cheaper); daemon RSS = fetchd VmHWM; client RSS = the client "
                      "process's ru_maxrss.\n")

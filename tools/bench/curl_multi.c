@@ -6,7 +6,12 @@
  * most CONC transfers in flight. This is what a C programmer would write with libcurl: one multi
  * handle with CURLMOPT_MAX_TOTAL_CONNECTIONS = CURLMOPT_MAX_HOST_CONNECTIONS = CONC, libcurl's default
  * keep-alive connection pooling, a curl_multi_poll() loop, and a fixed pool of CONC easy handles that
- * are re-armed with the next URL as soon as their transfer finishes. Bodies are discarded.
+ * are re-armed with the next URL as soon as their transfer finishes. Bodies are discarded. CAFILE is
+ * the CA bundle that https servers are verified against (CURLOPT_CAINFO; default: libcurl's).
+ *
+ * Environment: BENCH_NO_SESSION_CACHE=1 turns libcurl's TLS session cache off
+ * (CURLOPT_SSL_SESSIONID_CACHE 0), so that every new TLS connection makes a full handshake; by
+ * default libcurl caches sessions and resumes them.
  *
  * stdout: "fail=N" (transfers that did not end with CURLE_OK and HTTP 200) and, as the LAST line,
  * "ok=N" (transfers that completed with HTTP 200). stderr: the first few transfer errors.
@@ -71,7 +76,7 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
-static CURL *easy_new(const char *cafile)
+static CURL *easy_new(const char *cafile, int no_session_cache)
 {
 	CURL *e = curl_easy_init();
 	if (!e)
@@ -82,6 +87,8 @@ static CURL *easy_new(const char *cafile)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 120000L);
 	if (cafile)
 		curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
+	if (no_session_cache)
+		curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
 	return e;
 }
 
@@ -96,6 +103,8 @@ int main(int argc, char **argv)
 	if (*end || conc < 1 || conc > 1000000)
 		die("CONC must be a positive integer");
 	const char *cafile = argc == 4 ? argv[3] : NULL;
+	const char *nsc = getenv("BENCH_NO_SESSION_CACHE");
+	int no_session_cache = nsc && *nsc && strcmp(nsc, "0") != 0;
 
 	struct list l = {0};
 	list_load(&l, argv[1]);
@@ -115,7 +124,7 @@ int main(int argc, char **argv)
 		die("out of memory");
 	size_t nidle = 0;
 	for (size_t i = 0; i < npool; i++)
-		idle[nidle++] = pool[i] = easy_new(cafile);
+		idle[nidle++] = pool[i] = easy_new(cafile, no_session_cache);
 
 	size_t next = 0, running_handles = 0;
 	unsigned long ok = 0, fail = 0, errors_shown = 0;
