@@ -38,10 +38,11 @@ struct conn *conn_alloc(struct worker *w)
 {
 	if (w->nconn_free == 0)
 		return NULL;
-	struct conn *c = &w->conns[w->conn_free[--w->nconn_free]];
+	uint32_t idx = w->conn_free[--w->nconn_free];
+	struct conn *c = &w->conns[idx];
 	assert(c->state == C_FREE && c->ops == 0);
 	char *req = c->req;
-	uint32_t idx = c->idx, gen = c->gen, req_cap = c->req_cap;
+	uint32_t gen = c->gen, req_cap = c->req_cap;
 	memset(c, 0, offsetof(struct conn, parser)); /* parser and hash are set per request */
 	c->idx = idx, c->gen = gen, c->req = req, c->req_cap = req_cap;
 	c->fd = -1;

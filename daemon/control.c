@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/hash.h"
 #include "daemon/json.h"
 #include "daemon/log.h"
 #include "daemon/protocol.h"
@@ -181,10 +182,8 @@ void control_results(struct fetchd *d)
 
 uint32_t control_worker_of(const struct fetchd *d, const char *host)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = host; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h % d->nworkers;
+	/* The high half picks the worker: the low bits index the worker's own tables by the same hash. */
+	return (hash_str(host) >> 16) % d->nworkers;
 }
 
 /* A result for a line that never became a fetch (bad URL). */

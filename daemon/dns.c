@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/dnscache.h"
+#include "daemon/hash.h"
 #include "daemon/hostsfile.h"
 #include "daemon/log.h"
 
@@ -256,17 +257,10 @@ const char *dns_strerror(int status)
 }
 
 
-static uint32_t dns_name_hash(const char *name)
-{
-	uint32_t h = 2166136261u;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h;
-}
 
 static struct dns_query **dns_query_slot(struct dns *dn, const char *name)
 {
-	struct dns_query **pp = &dn->queries[dns_name_hash(name) % DNS_QUERY_BUCKETS];
+	struct dns_query **pp = &dn->queries[hash_str(name) % DNS_QUERY_BUCKETS];
 	while (*pp && strcmp((*pp)->name, name) != 0)
 		pp = &(*pp)->hash_next;
 	return pp;

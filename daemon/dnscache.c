@@ -1,6 +1,7 @@
 /* dnscache.c - the resolution cache: a chained hash table on the lowercased name, doubled as entries
  * arrive (up to max_entries buckets, so about one entry per bucket), and an intrusive LRU list (most
  * recently used at the head). Each entry is one allocation sized to its name and addresses. */
+#include "daemon/hash.h"
 #include "daemon/dnscache.h"
 
 #include <errno.h>
@@ -36,26 +37,10 @@ static size_t dnscache_key(const char *name, char *key)
 
 	if (len == 0 || len > DNSCACHE_NAME_MAX)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-		key[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-	}
-	key[len] = '\0';
+	hash_lower(name, len, key);
 	return len;
 }
 
-/* FNV-1a with a final avalanche, so that the low bits (the bucket index) depend on every byte. */
-static uint32_t dnscache_hash(const char *key, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return (uint32_t)h;
-}
 
 static uint32_t dnscache_pow2(uint32_t n)
 {
@@ -164,7 +149,7 @@ const struct dnscache_entry *dnscache_get(struct dnscache *c, const char *name, 
 		c->st.misses++;
 		return NULL;
 	}
-	struct dnscache_node **slot = dnscache_find(c, key, len, dnscache_hash(key, len));
+	struct dnscache_node **slot = dnscache_find(c, key, len, hash_bytes(key, len));
 	struct dnscache_node *n = *slot;
 	if (!n) {
 		c->st.misses++;
@@ -261,7 +246,7 @@ int dnscache_put(struct dnscache *c, const char *name, int status, const union s
 
 	if (len == 0 || (status == 0 && !dnscache_addrs_ok(addrs, n)))
 		return -EINVAL;
-	uint32_t hash = dnscache_hash(key, len);
+	uint32_t hash = hash_bytes(key, len);
 	struct dnscache_node **slot = dnscache_find(c, key, len, hash);
 	if (*slot)
 		return dnscache_replace(c, slot, status, addrs, n, expires_ns);

@@ -2,6 +2,7 @@
  * one array of entries, names in one arena) whose entries point at the addresses of the lines they
  * appeared on (one pool, one address per line used). Everything is sized by the input, which is
  * bounded. */
+#include "daemon/hash.h"
 #include "daemon/hostsfile.h"
 
 #include <arpa/inet.h>
@@ -64,26 +65,10 @@ static size_t hostsfile_key(const char *name, size_t len, char *key)
 {
 	if (len > HOSTSFILE_NAME_MAX)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-		key[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-	}
-	key[len] = '\0';
+	hash_lower(name, len, key);
 	return len;
 }
 
-/* FNV-1a with a final avalanche, so that the low bits (the bucket index) depend on every byte. */
-static uint32_t hostsfile_hash(const char *key, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return (uint32_t)h;
-}
 
 static struct hostsfile_entry *hostsfile_find(const struct hostsfile *h, const char *key, size_t len,
 					      uint32_t hash)
@@ -154,7 +139,7 @@ static int hostsfile_add_name(struct hostsfile *h, const struct hostsfile_tok *n
 {
 	char key[HOSTSFILE_NAME_MAX + 1];
 	size_t len = hostsfile_key(name->p, name->n, key);
-	uint32_t hash = hostsfile_hash(key, len);
+	uint32_t hash = hash_bytes(key, len);
 	struct hostsfile_entry *e = hostsfile_find(h, key, len, hash);
 
 	if (!e && !(e = hostsfile_add_entry(h, key, len, hash)))
@@ -384,7 +369,7 @@ int hostsfile_lookup(const struct hostsfile *h, const char *name, int family, un
 	size_t len = name ? strnlen(name, HOSTSFILE_NAME_MAX + 1) : 0;
 	if (!h || len == 0 || !hostsfile_key(name, len, key))
 		return 0;
-	const struct hostsfile_entry *e = hostsfile_find(h, key, len, hostsfile_hash(key, len));
+	const struct hostsfile_entry *e = hostsfile_find(h, key, len, hash_bytes(key, len));
 	unsigned n = 0;
 	for (uint32_t i = 0; e && i < e->naddrs && n < max; i++) {
 		const struct hostsfile_addr *a = &h->addrs[e->addr[i]];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/hash.h"
 #include "daemon/list.h"
 
 struct lrumap_entry {
@@ -21,13 +22,6 @@ struct lrumap {
 	void (*free_value)(void *);
 };
 
-static uint32_t lrumap_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h ^ (h >> 15);
-}
 
 struct lrumap *lrumap_new(uint32_t max_entries, void (*free_value)(void *))
 {
@@ -79,7 +73,7 @@ void lrumap_free(struct lrumap *m)
 
 void *lrumap_get(struct lrumap *m, const char *key)
 {
-	struct lrumap_entry *e = *lrumap_slot(m, key, lrumap_hash(key));
+	struct lrumap_entry *e = *lrumap_slot(m, key, hash_str(key));
 	if (!e)
 		return NULL;
 	list_del(&e->lru);
@@ -108,7 +102,7 @@ static void lrumap_grow(struct lrumap *m)
 int lrumap_put(struct lrumap *m, const char *key, void *value)
 {
 	size_t klen = strlen(key);
-	uint32_t hash = lrumap_hash(key);
+	uint32_t hash = hash_str(key);
 	struct lrumap_entry **pp = lrumap_slot(m, key, hash);
 	if (*pp)
 		lrumap_remove(m, pp);

@@ -11,33 +11,28 @@
 #include <string.h>
 
 #include "daemon/addrpolicy.h"
+#include "daemon/hash.h"
 #include "daemon/log.h"
 
 static uint32_t sched_hash(enum url_scheme scheme, const char *name, uint16_t port)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)scheme ^ ((uint32_t)port << 8);
-	for (const char *p = name; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h;
+	return hash_str(name) ^ (uint32_t)scheme ^ ((uint32_t)port << 8);
 }
 
 int sched_init(struct worker *w)
 {
 	w->hcap = 1024;
 	w->htab = calloc(w->hcap, sizeof(*w->htab));
-	/* Twice the open-connection bound: a closed connection keeps its slot until its last op ends. */
 	/* A worker may hold the whole budget; a closed connection keeps its slot until its last op
-	 * ends: twice the budget in slots (allocated lazily by the kernel: untouched slots cost nothing). */
+	 * ends: twice the budget in slots. The slab is calloc'd and never written here: the kernel
+	 * hands out zero pages, and a slot costs memory only once conn_alloc first uses it. */
 	w->conn_cap = 2 * w->conf.max_inflight;
 	w->conns = calloc(w->conn_cap, sizeof(*w->conns));
 	w->conn_free = calloc(w->conn_cap, sizeof(*w->conn_free));
 	if (!w->htab || !w->conns || !w->conn_free)
 		return -1;
-	for (uint32_t i = 0; i < w->conn_cap; i++) {
-		w->conns[i].idx = i;
-		w->conns[i].fd = -1;
+	for (uint32_t i = 0; i < w->conn_cap; i++)
 		w->conn_free[i] = w->conn_cap - 1 - i; /* pop from the end: low slots first */
-	}
 	w->nconn_free = w->conn_cap;
 	return 0;
 }
