@@ -25,13 +25,11 @@ enum ring_kind {
 	RK_CONNECT = 1,
 	RK_SEND,
 	RK_RECV,
-	RK_RECV_PBUF,
 	RK_RECV_MULTI,
 	RK_READ,
 	RK_ACCEPT,
 	RK_POLL,
 	RK_POLL_REMOVE,
-	RK_CANCEL_FD,
 	RK_CANCEL,
 	RK_CLOSE,
 };
@@ -173,11 +171,6 @@ static void ring_prep(struct io_uring_sqe *sqe, const struct ring_op *op)
 	case RK_RECV:
 		io_uring_prep_recv(sqe, op->fd, ptr, op->len, 0);
 		break;
-	case RK_RECV_PBUF:
-		io_uring_prep_recv(sqe, op->fd, NULL, 0, 0);
-		sqe->flags |= IOSQE_BUFFER_SELECT;
-		sqe->buf_group = RING_BGID;
-		break;
 	case RK_RECV_MULTI:
 		io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
 		sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -194,9 +187,6 @@ static void ring_prep(struct io_uring_sqe *sqe, const struct ring_op *op)
 		break;
 	case RK_POLL_REMOVE:
 		io_uring_prep_poll_remove(sqe, op->arg);
-		break;
-	case RK_CANCEL_FD:
-		io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
 		break;
 	case RK_CANCEL:
 		io_uring_prep_cancel64(sqe, op->arg, 0);
@@ -277,12 +267,6 @@ void ring_recv(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud)
 	ring_push(r, &op);
 }
 
-void ring_recv_pbuf(struct ring *r, int fd, uint64_t ud)
-{
-	struct ring_op op = { .kind = RK_RECV_PBUF, .fd = fd, .user_data = ud };
-	ring_push(r, &op);
-}
-
 void ring_recv_multi(struct ring *r, int fd, uint64_t ud)
 {
 	struct ring_op op = { .kind = RK_RECV_MULTI, .fd = fd, .user_data = ud };
@@ -311,12 +295,6 @@ void ring_poll(struct ring *r, int fd, uint32_t poll_mask, uint64_t ud)
 void ring_poll_remove(struct ring *r, uint64_t target_ud, uint64_t ud)
 {
 	struct ring_op op = { .kind = RK_POLL_REMOVE, .user_data = ud, .arg = target_ud };
-	ring_push(r, &op);
-}
-
-void ring_cancel_fd(struct ring *r, int fd, uint64_t ud)
-{
-	struct ring_op op = { .kind = RK_CANCEL_FD, .fd = fd, .user_data = ud };
 	ring_push(r, &op);
 }
 

@@ -64,7 +64,6 @@ const char *ring_mode(const struct ring *r);
 void ring_connect(struct ring *r, int fd, const struct sockaddr *sa, socklen_t len, uint64_t ud);
 void ring_send(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t ud);
 void ring_recv(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
-void ring_recv_pbuf(struct ring *r, int fd, uint64_t ud); /* buffer from the provided ring */
 /* Multishot receive into provided buffers: one completion per arrival, each with IORING_CQE_F_MORE
  * while the receive stays armed; the last one (EOF, error, -ENOBUFS, cancel) lacks it. */
 void ring_recv_multi(struct ring *r, int fd, uint64_t ud);
@@ -73,8 +72,9 @@ void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 void ring_accept(struct ring *r, int fd, uint64_t ud);
 void ring_poll(struct ring *r, int fd, uint32_t poll_mask, uint64_t ud);
 void ring_poll_remove(struct ring *r, uint64_t target_ud, uint64_t ud);
-void ring_cancel_fd(struct ring *r, int fd, uint64_t ud); /* cancels every op on fd: O(ops in flight) */
-void ring_cancel(struct ring *r, uint64_t target_ud, uint64_t ud); /* the op with that user_data: O(1) */
+/* Cancel the op with that user_data: a hash lookup. (Cancelling by fd walks every pending request:
+ * with thousands of receives armed it cost a quarter of the CPU; see docs/performance.md.) */
+void ring_cancel(struct ring *r, uint64_t target_ud, uint64_t ud);
 void ring_close(struct ring *r, int fd, uint64_t ud);     /* the fd number is free once submitted */
 
 /* Tell memory checkers that the kernel wrote n bytes at p (valgrind cannot see io_uring's writes). */
