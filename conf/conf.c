@@ -620,20 +620,28 @@ static int conf_parse_file(struct conf_loader *ld, const char *path, char *err, 
 	return 0;
 }
 
-int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+int conf_load_stream(struct conf *c, FILE *f, const char *name, char *err, size_t errlen)
 {
 	struct conf_loader ld = { .lineno = 0 };
 	int rc;
 
 	conf_defaults(c);
-	ld.f = fopen(path, "re");
-	if (!ld.f)
-		return conf_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	ld.f = f;
 	conf_defaults(&ld.conf);
-	rc = conf_parse_file(&ld, path, err, errlen);
+	rc = conf_parse_file(&ld, name, err, errlen);
 	if (rc == 0)
 		*c = ld.conf; /* on any error c keeps the plain defaults */
-	fclose(ld.f);
 	free(ld.buf);
+	return rc;
+}
+
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	conf_defaults(c);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return conf_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	int rc = conf_load_stream(c, f, path, err, errlen);
+	fclose(f);
 	return rc;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONF_PATH_MAX 256
 #define CONF_UA_MAX 256
@@ -80,6 +81,9 @@ void conf_defaults(struct conf *c);
  * sections and keys, malformed lines, values that do not parse and values outside their bounds are all
  * errors. Sizes accept K/M/G suffixes (powers of 1024); durations are plain milliseconds. */
 int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
+
+/* The same from an open stream; name stands for the file in messages. The stream stays open. */
+int conf_load_stream(struct conf *c, FILE *f, const char *name, char *err, size_t errlen);
 
 /* Apply one key, as the loader does (for tests and for overrides). Returns 0, or -1 with err set
  * (without file and line). */

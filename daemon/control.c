@@ -16,6 +16,7 @@
 #include "daemon/hash.h"
 #include "daemon/json.h"
 #include "daemon/log.h"
+#include "daemon/proto.h"
 #include "daemon/protocol.h"
 #include "daemon/result.h"
 
@@ -252,17 +253,14 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 	while (c->in_off < c->urls_end) {
 		if (!client_can_admit(d, c))
 			return false;
-		const char *p = (const char *)c->in.p + c->in_off;
-		const char *nl = memchr(p, '\n', c->urls_end - c->in_off);
-		if (!nl) {
+		const char *line;
+		size_t len, used;
+		if (proto_line(c->in.p + c->in_off, c->urls_end - c->in_off, &line, &len, &used) != PROTO_OK) {
 			client_fatal(d, c, "URLS frame does not end with a newline");
 			return false;
 		}
-		size_t len = (size_t)(nl - p);
-		c->in_off += len + 1;
-		if (len && p[len - 1] == '\r')
-			len--;
-		client_admit_url(d, c, p, len);
+		c->in_off += used;
+		client_admit_url(d, c, line, len);
 	}
 	c->urls_end = 0;
 	return true;
@@ -270,16 +268,15 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 
 static void client_hello(struct fetchd *d, struct client *c, const char *p, size_t len)
 {
-	int64_t v = -1;
-	if (!json_get_int(p, len, "protocol", &v) || v != FETCHD_PROTO_VERSION) {
+	struct proto_hello h;
+	if (proto_hello((const uint8_t *)p, len, &h) != PROTO_OK) {
 		char msg[128];
-		snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)", (long long)v,
-			 FETCHD_PROTO_VERSION);
+		snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)",
+			 (long long)h.protocol, FETCHD_PROTO_VERSION);
 		client_fatal(d, c, msg);
 		return;
 	}
-	c->hash = true;
-	json_get_bool(p, len, "hash", &c->hash); /* "hash": false: no body_sha256, less CPU */
+	c->hash = h.hash; /* "hash": false: no body_sha256, less CPU */
 	char w[192];
 	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u}",
 			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes);
@@ -349,23 +346,20 @@ static void client_process(struct fetchd *d, struct client *c)
 	while (c->state == CL_OPEN) {
 		if (c->urls_end && !client_admit_lines(d, c))
 			return; /* paused until results drain, or failed */
-		size_t avail = c->in.len - c->in_off;
-		if (avail < FETCHD_FRAME_HDR_BYTES)
+		struct proto_frame f;
+		int rc = proto_frame(c->in.p + c->in_off, c->in.len - c->in_off, &f);
+		if (rc == PROTO_NEED_MORE)
 			break;
-		const uint8_t *h = c->in.p + c->in_off;
-		uint32_t len = fetchd_frame_len(h);
-		if (len > FETCHD_FRAME_MAX_BYTES) {
+		if (rc < 0) {
 			client_fatal(d, c, "frame larger than the protocol allows");
 			return;
 		}
-		if (avail < FETCHD_FRAME_HDR_BYTES + (size_t)len)
-			break;
-		if (!client_frame_in(d, c, h[4], (const char *)h + FETCHD_FRAME_HDR_BYTES, len))
+		if (!client_frame_in(d, c, f.type, (const char *)f.payload, f.len))
 			return;
 		if (c->urls_end)
 			c->in_off += FETCHD_FRAME_HDR_BYTES; /* lines are admitted from here */
 		else
-			c->in_off += FETCHD_FRAME_HDR_BYTES + len;
+			c->in_off += f.size;
 	}
 	if (c->state == CL_OPEN && !c->recv_armed && !c->end_seen)
 		client_arm_recv(d, c);

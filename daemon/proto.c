@@ -1,0 +1,50 @@
+/* proto.c - control protocol decoding: frames, URLS lines, HELLO fields. */
+#include "daemon/proto.h"
+
+#include <string.h>
+
+#include "daemon/json.h"
+#include "daemon/protocol.h"
+
+int proto_frame(const uint8_t *p, size_t len, struct proto_frame *f)
+{
+	if (len < FETCHD_FRAME_HDR_BYTES)
+		return PROTO_NEED_MORE;
+	uint32_t n = fetchd_frame_len(p);
+	if (n > FETCHD_FRAME_MAX_BYTES)
+		return PROTO_E_TOO_LARGE;
+	if (len - FETCHD_FRAME_HDR_BYTES < n)
+		return PROTO_NEED_MORE;
+	f->type = p[4];
+	f->payload = p + FETCHD_FRAME_HDR_BYTES;
+	f->len = n;
+	f->size = FETCHD_FRAME_HDR_BYTES + (size_t)n;
+	return PROTO_OK;
+}
+
+int proto_line(const uint8_t *p, size_t len, const char **line, size_t *line_len, size_t *consumed)
+{
+	if (len == 0)
+		return PROTO_NEED_MORE;
+	const uint8_t *nl = memchr(p, '\n', len);
+	if (!nl)
+		return PROTO_E_NO_NEWLINE;
+	size_t n = (size_t)(nl - p);
+	*consumed = n + 1;
+	if (n && p[n - 1] == '\r')
+		n--;
+	*line = (const char *)p;
+	*line_len = n;
+	return PROTO_OK;
+}
+
+int proto_hello(const uint8_t *p, size_t len, struct proto_hello *h)
+{
+	const char *s = (const char *)p;
+	h->protocol = -1;
+	h->hash = true;
+	if (!json_get_int(s, len, "protocol", &h->protocol) || h->protocol != FETCHD_PROTO_VERSION)
+		return PROTO_E_VERSION;
+	json_get_bool(s, len, "hash", &h->hash);
+	return PROTO_OK;
+}
