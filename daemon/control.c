@@ -4,6 +4,7 @@
 #include "daemon/fetchd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,7 @@ int control_listen(struct fetchd *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->listen_fd = fd;
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* a spare, for running out (accept) */
 	control_arm_accept(d);
 	return 0;
 }
@@ -527,22 +529,33 @@ static void control_on_accept(struct fetchd *d, int res)
 	if (res < 0) {
 		if (res != -ECANCELED)
 			log_warn("accept: %s", strerror(-res));
-		if (res == -EMFILE || res == -ENFILE)
-			return; /* re-armed when a client slot frees; a busy loop would not help */
+		if ((res == -EMFILE || res == -ENFILE) && d->reserve_fd >= 0) {
+			/* Out of descriptors: give up the spare one, so the waiting client can at least be
+			 * told why (below) instead of waiting forever in the backlog. */
+			close(d->reserve_fd);
+			d->reserve_fd = -1;
+		} else if (res == -EMFILE || res == -ENFILE) {
+			return; /* re-armed when a client or connection frees a descriptor */
+		}
 		control_arm_accept(d);
 		return;
 	}
 	int fd = res;
-	if (d->stopping || d->nclient_free == 0) {
-		static const char msg[] = "{\"error\":\"too many clients\"}";
-		uint8_t frame[FETCHD_FRAME_HDR_BYTES + sizeof(msg) - 1];
-		fetchd_frame_hdr(frame, sizeof(msg) - 1, FETCHD_FR_ERROR);
-		memcpy(frame + FETCHD_FRAME_HDR_BYTES, msg, sizeof(msg) - 1);
-		ssize_t n = send(fd, frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL);
-		(void)n;
+	const char *refuse = d->stopping ? "fetchd is stopping"
+			     : d->reserve_fd < 0 ? "fetchd is out of file descriptors"
+			     : d->nclient_free == 0 ? "too many clients" : NULL;
+	if (refuse) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg), "{\"error\":\"%s\"}", refuse);
+		uint8_t frame[FETCHD_FRAME_HDR_BYTES + sizeof(msg)];
+		fetchd_frame_hdr(frame, (uint32_t)n, FETCHD_FR_ERROR);
+		memcpy(frame + FETCHD_FRAME_HDR_BYTES, msg, (size_t)n);
+		ssize_t sent = send(fd, frame, FETCHD_FRAME_HDR_BYTES + (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)sent;
 		close(fd);
-		log_warn("refused a client: %s (max_clients=%u)", d->stopping ? "stopping" : "too many clients",
-			 d->conf.max_clients);
+		log_warn("refused a client: %s (max_clients=%u)", refuse, d->conf.max_clients);
+		if (d->reserve_fd < 0)
+			d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	} else {
 		struct client *c = &d->clients[d->client_free[--d->nclient_free]];
 		uint32_t idx = c->idx, gen = c->gen;
@@ -659,4 +672,6 @@ void control_fini(struct fetchd *d)
 	}
 	free(d->clients);
 	free(d->client_free);
+	if (d->reserve_fd >= 0)
+		close(d->reserve_fd);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -102,12 +103,43 @@ static int engine_workers(struct fetchd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The file descriptors besides connections: this thread's (ring, eventfd, signalfd, socket, stdio),
+ * each worker's (ring, eventfd, resolver sockets), and room for clients to connect. */
+static uint64_t engine_fd_reserve(const struct conf *c, uint32_t nworkers)
+{
+	return 16 + (uint64_t)nworkers * 8 + (c->max_clients < 16 ? c->max_clients : 16);
+}
+
+/* max_inflight must fit the open-file limit (after main raised it to the hard limit): each
+ * connection is a descriptor, and a closed one holds it until its last op ends. Clamp, and say so. */
+static int engine_fit_fds(struct fetchd *d, uint32_t nworkers, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	uint64_t reserve = engine_fd_reserve(&d->conf, nworkers);
+	uint64_t budget = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) * 3 / 4 : 0;
+	if (budget < 4) {
+		snprintf(err, errlen, "open-file limit %llu leaves no room for connections (raise LimitNOFILE or ulimit -n)",
+			 (unsigned long long)rl.rlim_cur);
+		return -1;
+	}
+	if (d->conf.max_inflight > budget) {
+		log_warn("open-file limit %llu: max_inflight clamped from %u to %llu (raise LimitNOFILE or ulimit -n)",
+			 (unsigned long long)rl.rlim_cur, d->conf.max_inflight, (unsigned long long)budget);
+		d->conf.max_inflight = (uint32_t)budget;
+	}
+	return 0;
+}
+
 int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
 	d->conf = *c;
-	d->listen_fd = d->signal_fd = d->efd = -1;
-	d->window = conf_client_window(c);
+	if (engine_fit_fds(d, engine_nworkers(c), err, errlen) < 0)
+		return -1;
+	d->listen_fd = d->signal_fd = d->efd = d->reserve_fd = -1;
+	d->window = conf_client_window(&d->conf);
 	d->now_ns = ring_now_ns();
 	list_init(&d->dirty);
 	int rc = ring_init(&d->ring, 256, 16, 4096); /* control traffic only: few, small receives */
@@ -125,7 +157,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 	    control_listen(d, err, errlen) < 0)
 		return -1;
 	log_info("started version=%s ring=%s workers=%u max_inflight=%u per_host_connections=%u socket=%s tls=%s",
-		 FETCHD_VERSION, ring_mode(&d->ring), d->nworkers, c->max_inflight, c->per_host_connections,
+		 FETCHD_VERSION, ring_mode(&d->ring), d->nworkers, d->conf.max_inflight, c->per_host_connections,
 		 c->socket_path, tls_backend_name());
 	return 0;
 }

@@ -274,6 +274,7 @@ struct fetchd {
 	struct ring_timers timers;
 	int64_t now_ns;
 	int listen_fd;
+	int reserve_fd;          /* /dev/null, kept to be closed when accept runs out of descriptors */
 	bool accept_armed;
 	int signal_fd;
 	uint8_t siginfo[128];

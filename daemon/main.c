@@ -22,20 +22,13 @@ static void usage(FILE *out)
 }
 
 /* Raise the soft open-file limit to the hard one; warn when it cannot cover the configured limits. */
-static void main_raise_nofile(const struct conf *c)
+static void main_raise_nofile(void)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	rlim_t need = (rlim_t)c->max_inflight + c->max_clients + 64;
-	if (rl.rlim_cur < need)
-		log_warn("open-file limit %llu is below what max_inflight=%u and max_clients=%u need (%llu): "
-			 "fetches will fail with 'cannot create a socket' at the peak; raise LimitNOFILE/ulimit -n",
-			 (unsigned long long)rl.rlim_cur, c->max_inflight, c->max_clients, (unsigned long long)need);
 }
 
 /* fetchd -t: the file parsed; now what only a start would find out (the TLS settings). */
@@ -100,7 +93,7 @@ int main(int argc, char **argv)
 	if (check_only)
 		return main_check(&conf, conf_path);
 	log_set_level(conf.log_level);
-	main_raise_nofile(&conf);
+	main_raise_nofile();
 	static struct fetchd d;
 	if (fetchd_init(&d, &conf, err, sizeof(err)) < 0) {
 		log_error("%s", err);
