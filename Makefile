@@ -12,8 +12,17 @@ ifeq ($(TLS_LIBS_$(TLS)),)
 $(error TLS must be mbedtls or openssl, not '$(TLS)')
 endif
 LDLIBS_D = -luring -linih -lcares $(TLS_LIBS_$(TLS))
-# Each TLS backend builds into its own tree, so switching never mixes objects.
-B       := build$(if $(filter-out mbedtls,$(TLS)),-$(TLS))
+# SAN=asan: AddressSanitizer + UndefinedBehaviorSanitizer (`make asan`).
+SAN     ?=
+ifeq ($(SAN),asan)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CFLAGS  += $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS)
+else ifneq ($(SAN),)
+$(error SAN must be asan or empty, not '$(SAN)')
+endif
+# Each TLS backend (and sanitizer build) has its own tree, so switching never mixes objects.
+B       := build$(if $(filter-out mbedtls,$(TLS)),-$(TLS))$(if $(SAN),-$(SAN))
 
 TLS_SRC := $(filter-out tls/mbedtls.c tls/openssl.c,$(wildcard tls/*.c)) tls/$(TLS).c
 LIB_SRC := $(wildcard ring/*.c conf/*.c) $(TLS_SRC) $(filter-out daemon/main.c,$(wildcard daemon/*.c))
@@ -54,7 +63,12 @@ units: $(UNIT_BIN)
 check: deps-check
 	@$(MAKE) --no-print-directory TLS=mbedtls all units
 	@$(MAKE) --no-print-directory TLS=openssl all units
-	@tests/run-all.sh build build-openssl
+	@$(MAKE) --no-print-directory TLS=mbedtls SAN=asan all units
+	@tests/run-all.sh build build-openssl build-asan
+
+# The ASan+UBSan build (build-asan/); `make check` runs every suite against it too.
+asan:
+	@$(MAKE) --no-print-directory SAN=asan all units
 
 demo: deps-check
 	@$(MAKE) --no-print-directory all
@@ -65,8 +79,71 @@ bench: all
 	@tools/deps.sh ensure-bench
 	@python3 tools/bench/bench.py --fetchd $(B)/fetchd --fetchctl $(B)/fetchctl $(BENCH_ARGS)
 
+# Not part of check: ten minutes by default (SOAK_ARGS="--minutes 1" for a short run).
+soak: all
+	@python3 tools/soak.py $(SOAK_ARGS)
+
+# ---- Fuzzing (tests/fuzz/): libFuzzer harnesses, built with clang into build-fuzz/; not part of check.
+# `make fuzz` runs each harness for FUZZ_SECONDS, one after another, with its committed corpus
+# tests/fuzz/NAME/ (read only: new finds go to build-fuzz/corpus-NAME/, crashes to
+# build-fuzz/artifacts-NAME/). `make fuzz-merge` adds the new finds that add coverage to tests/fuzz/NAME/.
+# `make fuzz-replay` builds each harness with gcc, ASan and UBSan and tests/fuzz/replay.c instead of
+# libFuzzer (no clang needed) and replays the committed corpora. FUZZ_TARGETS picks harnesses.
+FUZZ_CC      ?= clang
+REPLAY_CC    ?= gcc
+FUZZ_SECONDS ?= 60
+FUZZ_ALL     := http1 chunked url conf proto
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SRC_http1   := daemon/http1.c
+FUZZ_SRC_chunked := daemon/http1.c
+FUZZ_SRC_url     := daemon/url.c
+FUZZ_SRC_conf    := conf/conf.c conf/cidr.c
+FUZZ_SRC_proto   := daemon/proto.c daemon/json.c daemon/buf.c daemon/url.c
+FUZZ_LIBS_conf   := -linih
+FUZZ_HDRS    := $(wildcard daemon/*.h conf/*.h tests/fuzz/*.h)
+# The project's flags (warnings, -D_GNU_SOURCE, -DFETCHD_VERSION, -I.) without its optimisation level
+# and dependency files.
+FUZZ_BASE    := $(filter-out -O% -g -MMD -MP,$(CFLAGS))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(FUZZ_BASE)
+REPLAY_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                 $(FUZZ_BASE)
+
+define FUZZ_RULES
+build-fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_HDRS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1))
+
+build-fuzz/replay_$(1): tests/fuzz/replay.c tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_HDRS)
+	@mkdir -p build-fuzz
+	$(REPLAY_CC) $(REPLAY_CFLAGS) -DREPLAY_DEFAULT_DIR='"$(CURDIR)/tests/fuzz/$(1)"' -o $$@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1))
+endef
+$(foreach n,$(FUZZ_ALL),$(eval $(call FUZZ_RULES,$(n))))
+
+fuzz:
+	@tools/deps.sh ensure-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
+fuzz-merge: fuzz-build
+	@for n in $(FUZZ_TARGETS); do \
+		[ -d build-fuzz/corpus-$$n ] || continue; \
+		echo "== fuzz_$$n: merging build-fuzz/corpus-$$n into tests/fuzz/$$n"; \
+		build-fuzz/fuzz_$$n -merge=1 tests/fuzz/$$n build-fuzz/corpus-$$n 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' ; \
+	done
+
+# Each replay binary ends with "N passed, N failed"; without arguments it replays its own corpus.
+fuzz-replay: $(FUZZ_TARGETS:%=build-fuzz/replay_%)
+	@rc=0; for n in $(FUZZ_TARGETS); do \
+		printf 'replay_%s: ' $$n; build-fuzz/replay_$$n tests/fuzz/$$n || rc=1; \
+	done; exit $$rc
+
+.PHONY: fuzz fuzz-build fuzz-merge fuzz-replay
+
 clean:
 	rm -rf build build-*
 
-.PHONY: all deps deps-check unit units check demo bench clean
+.PHONY: all deps deps-check unit units check asan demo bench soak clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

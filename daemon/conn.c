@@ -16,7 +16,11 @@
 
 #include "daemon/log.h"
 
-static const char *const conn_state_names[] = { "free", "connecting", "busy", "idle", "closing" };
+static const char *const conn_state_names[] = {
+	[C_FREE] = "free", [C_CONNECTING] = "connecting", [C_BUSY] = "busy", [C_IDLE] = "idle",
+	[C_CLOSING] = "closing",
+};
+_Static_assert(sizeof(conn_state_names) / sizeof(conn_state_names[0]) == C_CLOSING + 1, "a state without a name");
 
 static void conn_set_state(struct conn *c, enum conn_state s)
 {

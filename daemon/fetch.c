@@ -10,7 +10,11 @@
 #include "daemon/log.h"
 #include "daemon/result.h"
 
-static const char *const fetch_state_names[] = { "queued", "connecting", "sending", "waiting", "body", "done" };
+static const char *const fetch_state_names[] = {
+	[F_QUEUED] = "queued", [F_CONNECTING] = "connecting", [F_TLS] = "tls", [F_SENDING] = "sending",
+	[F_WAITING] = "waiting", [F_BODY] = "body", [F_DONE] = "done",
+};
+_Static_assert(sizeof(fetch_state_names) / sizeof(fetch_state_names[0]) == F_DONE + 1, "a state without a name");
 
 void fetch_set_state(struct fetch *f, enum fetch_state s)
 {

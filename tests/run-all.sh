@@ -3,6 +3,7 @@
 # binaries (BUILD_DIR/test_*), then every integration suite (tests/integration/test_*.py) against that
 # build's fetchd and fetchctl. Each suite ends with "N passed, N failed". Prints the sum as the last line
 # and exits 1 when anything failed or a suite ended without its summary line.
+# A build dir named *asan* is a sanitizer build: its reports go to files, and any report is a failure.
 # UNIT_ONLY=1 skips the integration suites.
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -21,8 +22,22 @@ run_one() {  # name, command...
 	echo "$name: $last"
 	total_p=$((total_p + p)); total_f=$((total_f + f))
 }
+san_check() {  # dir: fail for every sanitizer report the runs left
+	for r in "$1"/report.*; do
+		[ -f "$r" ] || continue
+		echo "== sanitizer report $r"; head -n 40 "$r"
+		total_f=$((total_f + 1))
+	done
+}
 for dir in "$@"; do
 	tag=$(basename "$dir")
+	unset ASAN_OPTIONS UBSAN_OPTIONS FETCHD_SAN
+	case "$tag" in *asan*)
+		sandir="$root/$dir/san"; rm -rf "$sandir"; mkdir -p "$sandir"
+		export ASAN_OPTIONS="log_path=$sandir/report:detect_leaks=1:abort_on_error=0"
+		export UBSAN_OPTIONS="log_path=$sandir/report:print_stacktrace=1:halt_on_error=1"
+		export FETCHD_SAN=asan ;;
+	esac
 	for b in "$root/$dir"/test_*; do
 		[ -x "$b" ] && run_one "$tag/$(basename "$b")" "$b"
 	done
@@ -32,6 +47,7 @@ for dir in "$@"; do
 		run_one "$tag/$(basename "$t")" env FETCHD_BIN="$root/$dir/fetchd" FETCHCTL_BIN="$root/$dir/fetchctl" \
 			python3 "$t"
 	done
+	case "$tag" in *asan*) san_check "$sandir" ;; esac
 done
 echo "$total_p passed, $total_f failed"
 [ "$total_f" = 0 ]

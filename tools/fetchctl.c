@@ -111,19 +111,20 @@ static bool clean_line(char **line, size_t *len)
 }
 
 /* Read input lines into URLS frames until the send buffer holds enough or the input ends. */
+static char *input_line; /* getline's buffer */
+static size_t line_cap;
+
 static void fill_input(struct session *s)
 {
-	static char *line;
-	static size_t cap;
 	while (!s->in_eof && s->out.len - s->out_off < 4 * URLS_FRAME_BYTES) {
-		ssize_t r = getline(&line, &cap, s->in);
+		ssize_t r = getline(&input_line, &line_cap, s->in);
 		if (r < 0) {
 			if (ferror(s->in))
 				die(EXIT_USAGE, "reading the URL list: %s", strerror(errno));
 			s->in_eof = true;
 			break;
 		}
-		char *p = line;
+		char *p = input_line;
 		size_t n = (size_t)r;
 		if (!clean_line(&p, &n))
 			continue;
@@ -312,6 +313,20 @@ static void summary(const struct session *s, double secs)
 		fprintf(stderr, "  error %s: %llu\n", n->class_name[i], (unsigned long long)n->class_n[i]);
 }
 
+static struct session *session;
+
+static void session_free(void)
+{
+	free(session->out.p);
+	free(session->frame.p);
+	free(session->rx.p);
+	free(input_line);
+	if (session->in && session->in != stdin)
+		fclose(session->in);
+	if (session->fd > 0)
+		close(session->fd);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] submit FILE|-\n"
@@ -353,7 +368,9 @@ int main(int argc, char **argv)
 	if (!sock || !*sock)
 		sock = FETCHD_DEFAULT_SOCKET;
 	signal(SIGPIPE, SIG_IGN);
-	struct session s = { 0 };
+	static struct session s;
+	session = &s;
+	atexit(session_free); /* every exit, die() included, leaves nothing behind for leak checkers */
 	const char *file = argv[optind + 1];
 	s.in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
 	if (!s.in)
