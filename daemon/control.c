@@ -28,6 +28,7 @@
  * wake-up of the client) carries many of them. Other frames go at once. */
 #define CONTROL_FLUSH_DELAY_NS (2 * 1000000LL)
 #define CONTROL_FLUSH_BYTES 65536
+#define CONTROL_ACCEPT_RETRY_NS (100 * 1000000LL) /* accept again after running out of descriptors */
 
 static uint64_t client_ud(const struct client *c, uint8_t op)
 {
@@ -301,7 +302,7 @@ static bool client_frame_in(struct fetchd *d, struct client *c, uint8_t type, co
 			return false;
 		}
 		client_hello(d, c, p, len);
-		return c->state == CL_OPEN;
+		return c->hello_done; /* after a rejected HELLO, nothing more is read */
 	case FETCHD_FR_URLS:
 		if (c->end_seen) {
 			client_fatal(d, c, "URLS after END");
@@ -386,6 +387,8 @@ static void client_free(struct fetchd *d, struct client *c)
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
 	d->client_free[d->nclient_free++] = c->idx;
 	d->nclients--;
+	if (d->reserve_fd < 0) /* spent on a shortage: a descriptor just came free */
+		d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	control_arm_accept(d); /* a slot is free again */
 }
 
@@ -459,6 +462,11 @@ static bool client_hold(struct fetchd *d, struct client *c)
 	return true;
 }
 
+void control_accept_retry(struct fetchd *d)
+{
+	control_arm_accept(d);
+}
+
 void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen)
 {
 	struct client *c = idx < d->client_cap ? &d->clients[idx] : NULL;
@@ -526,6 +534,8 @@ void control_service(struct fetchd *d)
 static void control_on_accept(struct fetchd *d, int res)
 {
 	d->accept_armed = false;
+	if (d->reserve_fd < 0) /* the shortage may be over */
+		d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (res < 0) {
 		if (res != -ECANCELED)
 			log_warn("accept: %s", strerror(-res));
@@ -535,7 +545,8 @@ static void control_on_accept(struct fetchd *d, int res)
 			close(d->reserve_fd);
 			d->reserve_fd = -1;
 		} else if (res == -EMFILE || res == -ENFILE) {
-			return; /* re-armed when a client or connection frees a descriptor */
+			fetchd_timer(d, d->now_ns + CONTROL_ACCEPT_RETRY_NS, TK_ACCEPT, 0, 0); /* no busy loop */
+			return;
 		}
 		control_arm_accept(d);
 		return;

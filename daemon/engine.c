@@ -226,6 +226,8 @@ static void engine_timers(struct fetchd *d)
 	while (ring_timers_pop_expired(&d->timers, d->now_ns, &e)) {
 		if (ring_ud_op(e.key) == TK_CLIENT)
 			control_on_timer(d, ring_ud_idx(e.key), ring_ud_gen(e.key));
+		else if (ring_ud_op(e.key) == TK_ACCEPT)
+			control_accept_retry(d);
 		/* TK_STOP: the loop condition looks at the deadline */
 	}
 }

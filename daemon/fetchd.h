@@ -58,6 +58,7 @@ enum op {
 	TK_CONN,
 	TK_DNS,
 	TK_CLIENT,
+	TK_ACCEPT,
 	TK_STOP,
 };
 
@@ -330,6 +331,7 @@ void control_service(struct fetchd *d);       /* admit and flush dirty clients *
 void control_results(struct fetchd *d);       /* take the workers' results */
 void control_stop(struct fetchd *d);
 void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen); /* a held flush is due */
+void control_accept_retry(struct fetchd *d);
 void control_fini(struct fetchd *d);
 uint32_t control_worker_of(const struct fetchd *d, const char *host); /* which worker owns a name */
 

@@ -46,6 +46,7 @@ struct session {
 	int fd;
 	FILE *in;
 	bool in_eof, end_sent, welcomed, done;
+	int send_failed;    /* errno of a send fetchd refused (its ERROR may still be readable) */
 	uint64_t submitted;
 	struct bytes out;   /* frames to send */
 	size_t out_off;
@@ -276,6 +277,14 @@ static void pump(struct session *s)
 		}
 		if (pfd.revents & POLLOUT) {
 			ssize_t w = send(s->fd, s->out.p + s->out_off, s->out.len - s->out_off, MSG_NOSIGNAL);
+			if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+				/* fetchd closed its end, most likely after an ERROR frame: stop sending and
+				 * read what it said. */
+				s->send_failed = errno;
+				s->out.len = s->out_off = 0;
+				s->in_eof = s->end_sent = true;
+				continue;
+			}
 			if (w < 0 && errno != EAGAIN && errno != EINTR)
 				die(EXIT_LOST, "sending to fetchd: %s", strerror(errno));
 			if (w > 0)
@@ -290,8 +299,10 @@ static void pump(struct session *s)
 			ssize_t r = recv(s->fd, tmp, sizeof(tmp), 0);
 			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 				fflush(stdout);
-				die(EXIT_LOST, "fetchd closed the connection after %llu of %llu results",
-				    (unsigned long long)s->n.results, (unsigned long long)s->submitted);
+				die(EXIT_LOST, "fetchd closed the connection after %llu of %llu results%s%s%s",
+				    (unsigned long long)s->n.results, (unsigned long long)s->submitted,
+				    s->send_failed ? " (sending: " : "", s->send_failed ? strerror(s->send_failed) : "",
+				    s->send_failed ? ")" : "");
 			}
 			if (r > 0) {
 				bytes_add(&s->rx, tmp, (size_t)r);
