@@ -64,7 +64,8 @@ check: deps-check
 	@$(MAKE) --no-print-directory TLS=mbedtls all units
 	@$(MAKE) --no-print-directory TLS=openssl all units
 	@$(MAKE) --no-print-directory TLS=mbedtls SAN=asan all units
-	@tests/run-all.sh build build-openssl build-asan
+	@$(MAKE) --no-print-directory fuzz-replay-build
+	@tests/run-all.sh build build-openssl build-asan build-fuzz
 
 # The ASan+UBSan build (build-asan/); `make check` runs every suite against it too.
 asan:
@@ -131,16 +132,20 @@ fuzz-merge: fuzz-build
 	@for n in $(FUZZ_TARGETS); do \
 		[ -d build-fuzz/corpus-$$n ] || continue; \
 		echo "== fuzz_$$n: merging build-fuzz/corpus-$$n into tests/fuzz/$$n"; \
-		build-fuzz/fuzz_$$n -merge=1 tests/fuzz/$$n build-fuzz/corpus-$$n 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' ; \
+		build-fuzz/fuzz_$$n -merge=1 tests/fuzz/$$n build-fuzz/corpus-$$n 2>&1 | \
+			grep -E '^MERGE-OUTER: [0-9]+ new files' || true; \
+		echo "tests/fuzz/$$n: $$(ls tests/fuzz/$$n | wc -l) files, $$(du -sk tests/fuzz/$$n | cut -f1) KiB"; \
 	done
 
 # Each replay binary ends with "N passed, N failed"; without arguments it replays its own corpus.
-fuzz-replay: $(FUZZ_TARGETS:%=build-fuzz/replay_%)
+fuzz-replay: fuzz-replay-build
 	@rc=0; for n in $(FUZZ_TARGETS); do \
 		printf 'replay_%s: ' $$n; build-fuzz/replay_$$n tests/fuzz/$$n || rc=1; \
 	done; exit $$rc
 
-.PHONY: fuzz fuzz-build fuzz-merge fuzz-replay
+fuzz-replay-build: $(FUZZ_TARGETS:%=build-fuzz/replay_%)
+
+.PHONY: fuzz fuzz-build fuzz-merge fuzz-replay fuzz-replay-build
 
 clean:
 	rm -rf build build-*

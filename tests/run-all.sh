@@ -4,6 +4,7 @@
 # build's fetchd and fetchctl. Each suite ends with "N passed, N failed". Prints the sum as the last line
 # and exits 1 when anything failed or a suite ended without its summary line.
 # A build dir named *asan* is a sanitizer build: its reports go to files, and any report is a failure.
+# build-fuzz/ holds the corpus replays of the fuzz harnesses (replay_*, built with gcc+ASan+UBSan).
 # UNIT_ONLY=1 skips the integration suites.
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -37,6 +38,12 @@ for dir in "$@"; do
 		export ASAN_OPTIONS="log_path=$sandir/report:detect_leaks=1:abort_on_error=0"
 		export UBSAN_OPTIONS="log_path=$sandir/report:print_stacktrace=1:halt_on_error=1"
 		export FETCHD_SAN=asan ;;
+	esac
+	case "$tag" in build-fuzz)  # the fuzz harnesses' corpus replays (make fuzz-replay-build)
+		for b in "$root/$dir"/replay_*; do
+			[ -x "$b" ] && run_one "$tag/$(basename "$b")" "$b"
+		done
+		continue ;;
 	esac
 	for b in "$root/$dir"/test_*; do
 		[ -x "$b" ] && run_one "$tag/$(basename "$b")" "$b"

@@ -1,12 +1,16 @@
 #!/bin/sh
-# deps.sh install|ensure|ensure-bench|list - the Debian packages fetchd needs to build, test and benchmark.
+# deps.sh install|ensure|ensure-bench|ensure-fuzz|list - the Debian packages fetchd needs to build, test,
+# benchmark and fuzz.
 #   install:      apt-get install all of them (root): what `make deps` runs.
 #   ensure:       build + test packages, installed only when missing (root); else say what to install.
 #   ensure-bench: the same, plus the benchmark's peers (libcurl, curl, wrk, aiohttp).
+#   ensure-fuzz:  build packages plus clang with libFuzzer and llvm-symbolizer (`make fuzz`); not needed
+#                 by `make check` (the corpus replay builds with gcc).
 set -eu
 BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
 TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates"
 BENCH="libcurl4-openssl-dev curl wrk python3-aiohttp"
+FUZZ="clang libclang-rt-14-dev llvm"
 PKGS="$BUILD $TEST"
 
 missing() {
@@ -33,6 +37,7 @@ case "${1:-ensure}" in
 	install)      install " $PKGS $BENCH" ;;
 	ensure)       m=$(missing "$PKGS"); [ -z "$m" ] || install "$m" ;;
 	ensure-bench) m=$(missing "$PKGS $BENCH"); [ -z "$m" ] || install "$m" ;;
+	ensure-fuzz)  m=$(missing "$BUILD $FUZZ"); [ -z "$m" ] || install "$m" ;;
 	list)         echo "$PKGS $BENCH" ;;
-	*)            echo "usage: deps.sh install|ensure|ensure-bench|list" >&2; exit 2 ;;
+	*)            echo "usage: deps.sh install|ensure|ensure-bench|ensure-fuzz|list" >&2; exit 2 ;;
 esac

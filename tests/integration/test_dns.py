@@ -38,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import (LOOPBACK_ALLOW, REPO, Fetchd, Hostile, Origin, Suite, by_url,  # noqa: E402
-                     free_port, pattern_sha256, submit, wait_until)
+                     free_port, free_udp_tcp_port, pattern_sha256, submit, wait_until)
 import hostile  # noqa: E402  (tests/lib is on the path now)
 
 suite = Suite(__file__, timeout=40)
@@ -118,20 +118,6 @@ def _pdeathsig():
         pass
 
 
-def _free_udp_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 a moment ago (dnsmasq binds both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
-
-
 class Dnsmasq:
     """dnsmasq answering for the test zone on 127.0.0.1:port, logging every query to a file.
 
@@ -168,7 +154,7 @@ class Dnsmasq:
     def _start(self):
         last = ""
         for _attempt in range(5):  # the port may be taken between picking and binding: retry
-            self.port = _free_udp_port()
+            self.port = free_udp_tcp_port()
             argv = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
                     "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
                     "--local=/test/", "--local=/#/", "--pid-file=", "--log-queries",
@@ -865,7 +851,7 @@ def each_dns_failure_has_its_reason():
     servfail = UdpServer(rcode=2)
     refused = UdpServer(rcode=5)
     hole = UdpServer(rcode=None)
-    closed = _free_udp_port()  # nothing listens there
+    closed = free_udp_tcp_port()  # nothing listens there
     try:
         args = ["--server=/servfail.test/127.0.0.1#%d" % servfail.port,
                 "--server=/refused.test/127.0.0.1#%d" % refused.port,

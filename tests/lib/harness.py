@@ -74,6 +74,20 @@ def pattern_sha256(n: int) -> str:
     return sha256_hex(hostile.pattern_body(n))
 
 
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 a moment ago (dnsmasq binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -1,0 +1,1 @@
+http://www.example2.com

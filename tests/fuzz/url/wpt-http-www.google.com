@@ -1,0 +1,1 @@
+http://www.google.com
