@@ -11,7 +11,7 @@ TLS_LIBS_openssl = -lssl -lcrypto
 ifeq ($(TLS_LIBS_$(TLS)),)
 $(error TLS must be mbedtls or openssl, not '$(TLS)')
 endif
-LDLIBS_D = -luring -linih -lcares $(TLS_LIBS_$(TLS))
+LDLIBS_D = -luring -linih -lcares -lz $(TLS_LIBS_$(TLS))
 # SAN=asan: AddressSanitizer + UndefinedBehaviorSanitizer (`make asan`).
 SAN     ?=
 ifeq ($(SAN),asan)

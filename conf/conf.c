@@ -87,6 +87,17 @@ static const struct conf_key conf_keys[] = {
 	NUM("fetch", "max_body_bytes", CONF_T_SIZE, max_body_bytes, 0, TIB, GIB),
 	STR("fetch", "user_agent", user_agent, 1, CONF_UA_MAX - 1, "fetchd/" FETCHD_VERSION, check_no_ctl,
 	    "no control characters"),
+	NUM("fetch", "max_redirects", CONF_T_U32, max_redirects, 0, 100, 10),
+	STR("fetch", "follow_redirects", follow_redirects, 2, 3, "yes", check_yes_no, "yes or no"),
+	STR("fetch", "decode", decode, 2, 3, "yes", check_yes_no, "yes or no"),
+
+	NUM("retry", "times", CONF_T_U32, retry_times, 0, 20, 2),
+	NUM("retry", "base_ms", CONF_T_MS, retry_base_ms, 1, 3600000, 1000),
+	NUM("retry", "max_ms", CONF_T_MS, retry_max_ms, 1, 86400000, 30000),
+
+	NUM("politeness", "delay_ms", CONF_T_MS, delay_ms, 0, 3600000, 0),
+	STR("politeness", "random_delay", random_delay, 2, 3, "no", check_yes_no, "yes or no"),
+	NUM("politeness", "requests_per_s", CONF_T_U32, requests_per_s, 0, 100000, 0),
 
 	STR("dns", "servers", dns_servers, 0, CONF_SERVERS_MAX - 1, "", check_dns_servers,
 	    "comma-separated a.b.c.d[:port] or [ipv6][:port]"),

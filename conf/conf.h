@@ -45,6 +45,21 @@ struct conf {
 	uint64_t max_header_bytes;       /* default 64 KiB; 1 KiB..16 MiB */
 	uint64_t max_body_bytes;         /* default 1 GiB; 0..1 TiB */
 	char user_agent[CONF_UA_MAX];    /* default "fetchd/<version>" */
+	uint32_t max_redirects;          /* redirects followed per URL; default 10; 0..100 */
+	char follow_redirects[4];        /* yes|no; default yes (a batch or URL may say follow=no) */
+	char decode[4];                  /* decode = yes|no: ask for gzip/deflate and decode; default yes */
+
+	/* [retry] */
+	uint32_t retry_times;            /* times: retries after the first attempt; default 2; 0..20 */
+	uint32_t retry_base_ms;          /* base_ms: first backoff (doubles per retry); default 1000;
+	                                    1..3600000 */
+	uint32_t retry_max_ms;           /* max_ms: longest backoff, and cap on Retry-After; default
+	                                    30000; 1..86400000 */
+
+	/* [politeness] */
+	uint32_t delay_ms;               /* between request starts to one host; default 0; 0..3600000 */
+	char random_delay[4];            /* yes: each delay is 0.5x..1.5x delay_ms (as Scrapy); default no */
+	uint32_t requests_per_s;         /* per host; 0 = no limit; default 0; 0..100000 */
 
 	/* [dns] */
 	char dns_servers[CONF_SERVERS_MAX]; /* servers = "127.0.0.1:5353, [::1]:53"; default "" = resolv.conf */

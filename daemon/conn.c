@@ -141,6 +141,7 @@ static void conn_op_done(struct worker *w, struct conn *c)
 static int64_t conn_deadline(const struct worker *w, const struct conn *c, const char **phase)
 {
 	const struct conf *cf = &w->conf;
+	const struct fetch_opts *fo = c->fetch ? &c->fetch->opts : NULL;
 	int64_t dl = INT64_MAX, t;
 	*phase = NULL;
 #define CONN_CAND(expr, name)                    \
@@ -151,19 +152,20 @@ static int64_t conn_deadline(const struct worker *w, const struct conn *c, const
 		}                                \
 	} while (0)
 	if (c->state == C_CONNECTING)
-		CONN_CAND(c->t_connect_ns + conn_ms(cf->connect_timeout_ms), "connect");
+		CONN_CAND(c->t_connect_ns + conn_ms(fo ? fo->connect_timeout_ms : cf->connect_timeout_ms), "connect");
 	if (c->state == C_BUSY && c->tls && !c->tls_done) {
 		/* connect_timeout_ms covers the TCP connect and the TLS handshake, as in curl */
-		CONN_CAND(c->t_connect_ns + conn_ms(cf->connect_timeout_ms), "tls");
+		CONN_CAND(c->t_connect_ns + conn_ms(fo ? fo->connect_timeout_ms : cf->connect_timeout_ms), "tls");
 	} else if (c->state == C_BUSY) {
 		if (!c->headers_done)
-			CONN_CAND(c->t_req_ns + conn_ms(cf->header_timeout_ms), "header");
-		CONN_CAND((c->got_bytes ? c->t_last_recv_ns : c->t_req_ns) + conn_ms(cf->idle_timeout_ms), "idle");
+			CONN_CAND(c->t_req_ns + conn_ms(fo ? fo->header_timeout_ms : cf->header_timeout_ms), "header");
+		CONN_CAND((c->got_bytes ? c->t_last_recv_ns : c->t_req_ns) +
+				  conn_ms(fo ? fo->idle_timeout_ms : cf->idle_timeout_ms), "idle");
 	}
 	if (c->state == C_IDLE)
 		CONN_CAND(c->t_idle_ns + conn_ms(cf->keepalive_idle_ms), "keepalive");
 	if (c->fetch)
-		CONN_CAND(c->fetch->t_start_ns + conn_ms(cf->timeout_ms), "total");
+		CONN_CAND(c->fetch->t_start_ns + conn_ms(fo->timeout_ms), "total");
 #undef CONN_CAND
 	return dl;
 }
@@ -273,7 +275,7 @@ static int conn_basic_auth(const struct fetch *f, char *out, size_t cap)
 {
 	uint8_t raw[1024];
 	size_t n = 0;
-	const char *s = f->url + f->userinfo_off;
+	const char *s = fetch_url(f) + f->userinfo_off;
 	for (size_t i = 0; i < f->userinfo_len && n < sizeof(raw); i++) {
 		int hi, lo;
 		if (s[i] == '%' && i + 2 < f->userinfo_len && (hi = conn_hexval(s[i + 1])) >= 0 &&
@@ -310,7 +312,8 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	const char *authp = NULL;
 	if (f->userinfo_len && conn_basic_auth(f, auth, sizeof(auth)) == 0)
 		authp = auth;
-	size_t need = 256 + f->target_len + strlen(h->host_header) + strlen(w->conf.user_agent) + sizeof(auth);
+	size_t need = 256 + f->target_len + strlen(h->host_header) + strlen(w->conf.user_agent) + sizeof(auth) +
+		      f->opts.extra_len;
 	if (need > c->req_cap) {
 		char *p = realloc(c->req, need);
 		if (!p) {
@@ -321,7 +324,7 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 		c->req = p, c->req_cap = (uint32_t)need;
 	}
 	/* "http://a?x" has the target "?x": the request line needs "/?x". */
-	const char *target = f->target_len ? f->url + f->target_off : "/";
+	const char *target = f->target_len ? fetch_url(f) + f->target_off : "/";
 	size_t target_len = f->target_len ? f->target_len : 1;
 	char *prefixed = NULL;
 	if (target[0] != '/') {
@@ -332,9 +335,13 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 		}
 		target = prefixed, target_len++;
 	}
-	ssize_t n = !target ? -1
-			    : http1_build_request(c->req, c->req_cap, "GET", target, target_len, h->host_header,
-						  strlen(h->host_header), w->conf.user_agent, authp);
+	struct http1_request rq = {
+		.method = f->opts.method == OPTS_HEAD ? "HEAD" : "GET", .target = target, .target_len = target_len,
+		.host = h->host_header, .host_len = strlen(h->host_header), .user_agent = w->conf.user_agent,
+		.accept_encoding = NULL, .auth_basic64 = authp,
+		.extra = fetch_extra(f), .extra_len = f->opts.extra_len, .drop_credentials = f->untrusted,
+	};
+	ssize_t n = !target ? -1 : http1_build_request(c->req, c->req_cap, &rq);
 	free(prefixed);
 	if (n < 0) {
 		fetch_fail(w, f, "url", NULL, "cannot build a request for this URL");
@@ -348,7 +355,7 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	c->wire_bytes = 0;
 	c->t_req_ns = w->now_ns;
 	c->requests++;
-	http1_parser_init(&c->parser, false, w->conf.max_header_bytes);
+	http1_parser_init(&c->parser, f->opts.method == OPTS_HEAD, w->conf.max_header_bytes);
 	tls_sha256_init(&c->sha);
 	fetch_set_state(f, F_SENDING);
 	if (c->tls)
@@ -533,19 +540,19 @@ static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, siz
 			c->headers_done = true;
 			fetch_set_state(f, F_BODY);
 			if (c->parser.content_length > 0 &&
-			    (uint64_t)c->parser.content_length > w->conf.max_body_bytes) {
+			    (uint64_t)c->parser.content_length > f->opts.max_body_bytes) {
 				char msg[128];
 				snprintf(msg, sizeof(msg), "Content-Length %lld exceeds max_body_bytes %llu",
 					 (long long)c->parser.content_length,
-					 (unsigned long long)w->conf.max_body_bytes);
+					 (unsigned long long)f->opts.max_body_bytes);
 				conn_fail(w, c, "too_large", NULL, "body too large", msg);
 				return false;
 			}
 		} else if (ev.type == HTTP1_EV_BODY) {
-			if (c->parser.body_bytes > w->conf.max_body_bytes) {
+			if (c->parser.body_bytes > f->opts.max_body_bytes) {
 				char msg[96];
 				snprintf(msg, sizeof(msg), "body exceeds max_body_bytes %llu",
-					 (unsigned long long)w->conf.max_body_bytes);
+					 (unsigned long long)f->opts.max_body_bytes);
 				conn_fail(w, c, "too_large", NULL, "body too large", msg);
 				return false;
 			}

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/hash.h"
+#include "daemon/opts.h"
 #include "daemon/json.h"
 #include "daemon/log.h"
 #include "daemon/proto.h"
@@ -159,7 +160,7 @@ static void control_fetch_done(struct fetchd *d, struct fetch *f)
 	list_del(&f->client_link);
 	c->admitted--;
 	c->admitted_bytes -= f->url_len;
-	free(f);
+	fetch_free(f);
 	client_mark_dirty(d, c);
 	client_maybe_free(d, c);
 }
@@ -205,8 +206,11 @@ static void client_reject_line(struct fetchd *d, struct client *c, const char *l
 	client_result(d, c, &r, NULL, 0);
 }
 
-static void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t len)
+/* A URLS line: the URL, then TAB-separated options (opts.h) over the batch's. */
+static void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t line_len)
 {
+	const char *tab = memchr(line, '\t', line_len);
+	size_t len = tab ? (size_t)(tab - line) : line_len;
 	c->urls++;
 	if (len > d->conf.max_url_bytes) {
 		char lim[32];
@@ -220,12 +224,23 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 		client_reject_line(d, c, line, len, "url", "%s", reason);
 		return;
 	}
-	struct fetch *f = calloc(1, sizeof(*f) + len + 1);
+	struct fetch_opts o = c->opts;
+	char extra[OPTS_EXTRA_MAX], why[OPTS_ERR_MAX];
+	if (o.extra_len)
+		memcpy(extra, c->extra, o.extra_len);
+	if (tab && opts_parse(tab + 1, line_len - len - 1, &d->opts_default, &o, extra, sizeof(extra), why,
+			      sizeof(why)) < 0) {
+		client_reject_line(d, c, line, len, "url", "bad option: %s", why);
+		return;
+	}
+	struct fetch *f = calloc(1, sizeof(*f) + len + 1 + o.extra_len);
 	if (!f) {
 		client_reject_line(d, c, line, len, "internal", "%s", "out of memory");
 		return;
 	}
 	memcpy(f->url, line, len);
+	f->opts = o;
+	memcpy(f->url + len + 1, extra, o.extra_len);
 	f->url_len = (uint32_t)len;
 	f->target_off = (uint32_t)u.target_off, f->target_len = (uint32_t)u.target_len;
 	f->userinfo_off = (uint32_t)u.userinfo_off, f->userinfo_len = (uint32_t)u.userinfo_len;
@@ -272,14 +287,31 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 static void client_hello(struct fetchd *d, struct client *c, const char *p, size_t len)
 {
 	struct proto_hello h;
-	if (proto_hello((const uint8_t *)p, len, &h) != PROTO_OK) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)",
-			 (long long)h.protocol, FETCHD_PROTO_VERSION);
+	char msg[OPTS_ERR_MAX + 32], why[OPTS_ERR_MAX], extra[OPTS_EXTRA_MAX];
+	int rc = proto_hello((const uint8_t *)p, len, &h);
+	if (rc != PROTO_OK) {
+		if (rc == PROTO_E_OPTIONS)
+			snprintf(msg, sizeof(msg), "HELLO \"options\" must be a string of at most %zu bytes",
+				 sizeof(h.options) - 1);
+		else
+			snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)",
+				 (long long)h.protocol, FETCHD_PROTO_VERSION);
 		client_fatal(d, c, msg);
 		return;
 	}
 	c->hash = h.hash; /* "hash": false: no body_sha256, less CPU */
+	c->opts = d->opts_default;
+	if (opts_parse(h.options, (size_t)(h.options_len > 0 ? h.options_len : 0), &d->opts_default, &c->opts,
+		       extra, sizeof(extra), why, sizeof(why)) < 0) {
+		snprintf(msg, sizeof(msg), "bad batch option: %s", why);
+		client_fatal(d, c, msg);
+		return;
+	}
+	if (c->opts.extra_len && !(c->extra = malloc(c->opts.extra_len))) {
+		client_fatal(d, c, "out of memory");
+		return;
+	}
+	memcpy(c->extra, extra, c->opts.extra_len);
 	char w[192];
 	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u}",
 			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes);
@@ -383,6 +415,8 @@ static void client_free(struct fetchd *d, struct client *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->sending);
+	free(c->extra);
+	c->extra = NULL;
 	c->state = CL_FREE;
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
 	d->client_free[d->nclient_free++] = c->idx;
@@ -670,12 +704,13 @@ void control_fini(struct fetchd *d)
 			continue;
 		struct link *l;
 		while ((l = list_pop(&c->fetches)))
-			free(list_entry(l, struct fetch, client_link));
+			fetch_free(list_entry(l, struct fetch, client_link));
 		if (c->fd >= 0)
 			close(c->fd);
 		buf_free(&c->in);
 		buf_free(&c->out);
 		buf_free(&c->sending);
+		free(c->extra);
 	}
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);

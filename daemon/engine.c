@@ -75,6 +75,22 @@ static int engine_tls(struct fetchd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The options every batch starts from, and the most any batch or URL may ask for. */
+static void engine_opts_default(const struct conf *c, struct fetch_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->method = OPTS_GET;
+	o->follow = strcmp(c->follow_redirects, "yes") == 0;
+	o->decode = strcmp(c->decode, "yes") == 0;
+	o->max_redirects = c->max_redirects;
+	o->retries = c->retry_times;
+	o->timeout_ms = c->timeout_ms;
+	o->connect_timeout_ms = c->connect_timeout_ms;
+	o->header_timeout_ms = c->header_timeout_ms;
+	o->idle_timeout_ms = c->idle_timeout_ms;
+	o->max_body_bytes = c->max_body_bytes;
+}
+
 static int engine_workers(struct fetchd *d, char *err, size_t errlen)
 {
 	d->nworkers = engine_nworkers(&d->conf);
@@ -140,6 +156,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 		return -1;
 	d->listen_fd = d->signal_fd = d->efd = d->reserve_fd = -1;
 	d->window = conf_client_window(&d->conf);
+	engine_opts_default(&d->conf, &d->opts_default);
 	d->now_ns = ring_now_ns();
 	list_init(&d->dirty);
 	int rc = ring_init(&d->ring, 256, 16, 4096); /* control traffic only: few, small receives */

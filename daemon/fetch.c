@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/log.h"
@@ -20,6 +21,13 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
 {
 	log_debug("fetch %p: %s => %s", (void *)f, fetch_state_names[f->state], fetch_state_names[s]);
 	f->state = s;
+}
+
+void fetch_free(struct fetch *f)
+{
+	buf_free(&f->hops);
+	free(f->cur);
+	free(f);
 }
 
 static void fetch_from_conn(const struct worker *w, struct result *r, struct fetch *f, struct conn *c)

@@ -27,6 +27,7 @@
 #include "daemon/http1.h"
 #include "daemon/list.h"
 #include "daemon/lrumap.h"
+#include "daemon/opts.h"
 #include "daemon/sockaddr.h"
 #include "daemon/url.h"
 #include "ring/ring.h"
@@ -80,10 +81,33 @@ struct fetch {
 	int64_t t_admit_ns;      /* admitted from the client */
 	int64_t t_start_ns;      /* left the host queue */
 	int64_t dns_ns;          /* time spent waiting for this host's lookup */
-	uint32_t target_off, target_len, userinfo_off, userinfo_len;
+	struct fetch_opts opts;  /* method, limits, ...: the daemon's, then the batch's, then the URL's */
+	bool untrusted;          /* a redirect left the first host: its Authorization/Cookie stay behind */
+	uint32_t nredirects;     /* hops followed so far */
+	struct buf hops;         /* per hop: u16 status, u32 length, the URL that answered (result.h) */
+	char *cur;               /* the URL being fetched after a redirect (malloc'd); NULL: url */
+	uint32_t cur_len;
+	int64_t prev_ns;         /* time spent in earlier hops and attempts */
+	uint32_t target_off, target_len, userinfo_off, userinfo_len; /* spans of the current URL */
 	uint32_t url_len;
-	char url[];              /* as submitted, NUL-terminated */
+	char url[];              /* as submitted, NUL-terminated; then opts.extra_len bytes of header
+	                            lines (fetch_extra) */
 };
+
+static inline const char *fetch_url(const struct fetch *f)
+{
+	return f->cur ? f->cur : f->url;
+}
+
+static inline uint32_t fetch_url_len(const struct fetch *f)
+{
+	return f->cur ? f->cur_len : f->url_len;
+}
+
+static inline const char *fetch_extra(const struct fetch *f)
+{
+	return f->url + f->url_len + 1;
+}
 
 enum host_dns { H_NEW = 0, H_RESOLVING, H_READY, H_FAILED };
 
@@ -157,6 +181,8 @@ struct client {
 	bool recv_armed, send_armed, rdhup_armed;
 	bool hello_done, end_seen, done_queued;
 	bool hash;               /* hash bodies (HELLO "hash", default true) */
+	struct fetch_opts opts;  /* the batch's options (HELLO "options") over the daemon's */
+	char *extra;             /* their header lines (opts.extra_len bytes, malloc'd) */
 	bool flush_now;          /* out holds a frame other than RESULTS: send without waiting */
 	bool flush_timer;        /* a TK_CLIENT timer is armed */
 	int64_t out_since_ns;    /* when the oldest unsent result was queued */
@@ -292,6 +318,7 @@ struct fetchd {
 	uint32_t nclient_free;
 	struct link dirty;       /* clients with output to send or input to admit */
 	uint32_t window;         /* resolved client window */
+	struct fetch_opts opts_default; /* what a batch starts from: the daemon's settings */
 	uint64_t wake_mask;      /* workers handed fetches this turn: wake them at its end */
 	struct fetchd_stats stats;
 };
@@ -365,6 +392,7 @@ void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *
 	__attribute__((format(printf, 5, 6)));
 void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c);
 void fetch_set_state(struct fetch *f, enum fetch_state s);
+void fetch_free(struct fetch *f);  /* with what redirects added to it (either thread, once) */
 
 /* dns.c (worker) */
 int dns_init(struct worker *w, char *err, size_t errlen);

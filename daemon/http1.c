@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define CHUNK_LINE_MAX 4096      /* bytes of one chunk-size line, extensions and CRLF included */
 #define CHUNK_SIZE_MAX_SHIFT 56  /* a chunk size must stay below 2^60: refuse a digit beyond 2^56 */
@@ -854,34 +855,85 @@ static bool clean_value(const char *s)
 	return true;
 }
 
-ssize_t http1_build_request(char *buf, size_t cap, const char *method, const char *target,
-			    size_t target_len, const char *host, size_t host_len,
-			    const char *user_agent, const char *auth_basic64)
+/* extra[0..len) holds a line for header name (case-insensitive)? */
+static bool extra_has(const char *extra, size_t len, const char *name)
+{
+	size_t nlen = strlen(name);
+	for (size_t off = 0; off < len;) {
+		const char *eol = memchr(extra + off, '\n', len - off);
+		size_t line = eol ? (size_t)(eol - (extra + off)) + 1 : len - off;
+		if (line > nlen && extra[off + nlen] == ':' && strncasecmp(extra + off, name, nlen) == 0)
+			return true;
+		off += line;
+	}
+	return false;
+}
+
+/* Copy extra's lines that carry a value (and, with drop_credentials, not Authorization or Cookie). */
+static bool out_extra(struct out *o, const char *extra, size_t len, bool drop_credentials)
+{
+	for (size_t off = 0; off < len;) {
+		const char *eol = memchr(extra + off, '\n', len - off);
+		if (!eol || eol == extra + off || eol[-1] != '\r')
+			return false;
+		size_t line = (size_t)(eol - (extra + off)) + 1;
+		const char *l = extra + off, *colon = memchr(l, ':', line);
+		off += line;
+		if (!colon || colon == l)
+			return false;
+		for (const char *p = l; p < eol - 1; p++)
+			if (*p == '\r' || *p == '\n' || *p == '\0')
+				return false;
+		size_t nlen = (size_t)(colon - l);
+		if (colon + 3 > eol) /* "Name:\r\n": only suppresses the default */
+			continue;
+		if (drop_credentials && ((nlen == 13 && strncasecmp(l, "authorization", 13) == 0) ||
+					 (nlen == 6 && strncasecmp(l, "cookie", 6) == 0)))
+			continue;
+		out_put(o, l, line);
+	}
+	return true;
+}
+
+static void out_default(struct out *o, const struct http1_request *rq, const char *name, const char *value)
+{
+	if (!value || extra_has(rq->extra, rq->extra_len, name))
+		return;
+	out_str(o, name);
+	out_str(o, ": ");
+	out_str(o, value);
+	out_str(o, "\r\n");
+}
+
+ssize_t http1_build_request(char *buf, size_t cap, const struct http1_request *rq)
 {
 	struct out o = { .buf = buf, .cap = cap };
 
-	if (cap == 0 || !method || !method[0] || !clean_word(method, strlen(method)))
+	if (cap == 0 || !rq->method || !rq->method[0] || !clean_word(rq->method, strlen(rq->method)))
 		return -1;
-	if (!clean_word(target, target_len) || !clean_word(host, host_len))
+	if (!clean_word(rq->target, rq->target_len) || !clean_word(rq->host, rq->host_len))
 		return -1;
-	if ((user_agent && !clean_value(user_agent)) || (auth_basic64 && !clean_value(auth_basic64)))
+	if ((rq->user_agent && !clean_value(rq->user_agent)) || (rq->auth_basic64 && !clean_value(rq->auth_basic64)) ||
+	    (rq->accept_encoding && !clean_value(rq->accept_encoding)))
 		return -1;
-	out_str(&o, method);
+	out_str(&o, rq->method);
 	out_str(&o, " ");
-	if (target_len == 0)
+	if (rq->target_len == 0)
 		out_str(&o, "/");
 	else
-		out_put(&o, target, target_len);
+		out_put(&o, rq->target, rq->target_len);
 	out_str(&o, " HTTP/1.1\r\nHost: ");
-	out_put(&o, host, host_len);
-	if (user_agent) {
-		out_str(&o, "\r\nUser-Agent: ");
-		out_str(&o, user_agent);
-	}
-	out_str(&o, "\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n");
-	if (auth_basic64) {
+	out_put(&o, rq->host, rq->host_len);
+	out_str(&o, "\r\n");
+	out_default(&o, rq, "User-Agent", rq->user_agent);
+	out_default(&o, rq, "Accept", "*/*");
+	out_default(&o, rq, "Accept-Encoding", rq->accept_encoding ? rq->accept_encoding : "identity");
+	out_str(&o, "Connection: keep-alive\r\n");
+	if (!out_extra(&o, rq->extra, rq->extra_len, rq->drop_credentials))
+		return -1;
+	if (rq->auth_basic64 && !extra_has(rq->extra, rq->extra_len, "Authorization")) {
 		out_str(&o, "Authorization: Basic ");
-		out_str(&o, auth_basic64);
+		out_str(&o, rq->auth_basic64);
 		out_str(&o, "\r\n");
 	}
 	out_str(&o, "\r\n");

@@ -108,13 +108,26 @@ bool http1_started(const struct http1_parser *p);
 /* A short human-readable reason for an enum http1_error ("conflicting Content-Length"). */
 const char *http1_strerror(int err);
 
-/* Build "GET target HTTP/1.1" with Host, User-Agent, Accept: * / *, Accept-Encoding: identity and
- * Connection: keep-alive (plus Authorization: Basic when auth_basic64 is non-NULL) into buf.
- * method is "GET" or "HEAD"; target_len 0 sends "/"; user_agent NULL omits that line. The result is
+struct http1_request {
+	const char *method;            /* "GET" or "HEAD" */
+	const char *target;            /* as sent; target_len 0 sends "/" */
+	size_t target_len;
+	const char *host;              /* the Host value */
+	size_t host_len;
+	const char *user_agent;        /* NULL: no User-Agent line */
+	const char *accept_encoding;   /* NULL: "identity" */
+	const char *auth_basic64;      /* NULL: no Authorization (from the URL's userinfo) */
+	const char *extra;             /* extra header lines "Name: value\r\n" (opts.h); may be NULL */
+	size_t extra_len;
+	bool drop_credentials;         /* leave extra's Authorization and Cookie out (cross-host redirect) */
+};
+
+/* Build the request: request line, Host, User-Agent, Accept: * / *, Accept-Encoding and Connection:
+ * keep-alive, then the extra lines, then Authorization: Basic. An extra line replaces the default
+ * header of its name; an extra "Name:" line without a value only removes that default. The result is
  * NUL-terminated (cap must hold the terminator too). Returns the length, or -1 when cap is too small or
- * an argument holds CR, LF or NUL (also: any control byte, or SP in method, target or host). */
-ssize_t http1_build_request(char *buf, size_t cap, const char *method, const char *target,
-			    size_t target_len, const char *host, size_t host_len,
-			    const char *user_agent, const char *auth_basic64);
+ * an argument holds CR, LF or NUL (also: any control byte, or SP in method, target or host), or extra
+ * is not well-formed lines. */
+ssize_t http1_build_request(char *buf, size_t cap, const struct http1_request *rq);
 
 #endif

@@ -116,3 +116,78 @@ bool json_get_int(const char *s, size_t len, const char *key, int64_t *out)
 	*out = neg ? -v : v;
 	return true;
 }
+
+static int json_hex4(const char *p)
+{
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* One escape after '\' at s[*j] into o; false when malformed. \u escapes become UTF-8 (a lone
+ * surrogate is refused). */
+static bool json_unescape(const char *s, size_t len, size_t *j, char *o, size_t *n)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const char *e = strchr(from, s[*j]);
+	if (e && s[*j]) {
+		o[(*n)++] = to[e - from];
+		(*j)++;
+		return true;
+	}
+	if (s[*j] != 'u' || *j + 5 > len)
+		return false;
+	int cp = json_hex4(s + *j + 1);
+	if (cp < 0 || (cp >= 0xd800 && cp <= 0xdfff))
+		return false;
+	*j += 5;
+	if (cp < 0x80) {
+		o[(*n)++] = (char)cp;
+	} else if (cp < 0x800) {
+		o[(*n)++] = (char)(0xc0 | cp >> 6);
+		o[(*n)++] = (char)(0x80 | (cp & 0x3f));
+	} else {
+		o[(*n)++] = (char)(0xe0 | cp >> 12);
+		o[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+		o[(*n)++] = (char)(0x80 | (cp & 0x3f));
+	}
+	return true;
+}
+
+int json_get_str(const char *s, size_t len, const char *key, char *out, size_t cap)
+{
+	size_t j = json_find_value(s, len, key), n = 0;
+	if (j >= len || s[j] != '"' || cap < 4)
+		return -1;
+	for (j++; j < len; ) {
+		if (n + 4 > cap)
+			return -1; /* room for the longest escape and the NUL */
+		char c = s[j];
+		if (c == '"') {
+			out[n] = 0;
+			return (int)n;
+		}
+		if ((unsigned char)c < 0x20)
+			return -1;
+		if (c == '\\') {
+			j++;
+			if (j >= len || !json_unescape(s, len, &j, out, &n))
+				return -1;
+			continue;
+		}
+		out[n++] = c;
+		j++;
+	}
+	return -1;
+}
+
+bool json_has(const char *s, size_t len, const char *key)
+{
+	return json_find_value(s, len, key) < len;
+}

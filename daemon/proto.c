@@ -46,5 +46,9 @@ int proto_hello(const uint8_t *p, size_t len, struct proto_hello *h)
 	if (!json_get_int(s, len, "protocol", &h->protocol) || h->protocol != FETCHD_PROTO_VERSION)
 		return PROTO_E_VERSION;
 	json_get_bool(s, len, "hash", &h->hash);
+	h->options_len = json_get_str(s, len, "options", h->options, sizeof(h->options));
+	h->options[h->options_len < 0 ? 0 : h->options_len] = 0;
+	if (h->options_len < 0 && json_has(s, len, "options"))
+		return PROTO_E_OPTIONS;
 	return PROTO_OK;
 }

@@ -14,6 +14,7 @@ enum proto_rc {
 	PROTO_E_TOO_LARGE = -1,  /* a frame longer than FETCHD_FRAME_MAX_BYTES */
 	PROTO_E_NO_NEWLINE = -2, /* a URLS payload that does not end with '\n' */
 	PROTO_E_VERSION = -3,    /* HELLO without "protocol": 1 */
+	PROTO_E_OPTIONS = -4,    /* HELLO "options" not a string of at most 8191 bytes */
 };
 
 struct proto_frame {
@@ -35,6 +36,8 @@ int proto_line(const uint8_t *p, size_t len, const char **line, size_t *line_len
 struct proto_hello {
 	int64_t protocol;        /* -1 when absent */
 	bool hash;               /* "hash": true|false; default true */
+	int options_len;         /* "options": "k=v\tk=v" (opts.h), unescaped into options; -1: absent */
+	char options[8192];
 };
 
 /* Read a HELLO payload: PROTO_OK, or PROTO_E_VERSION (h->protocol says what came). */

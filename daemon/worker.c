@@ -170,7 +170,7 @@ static void worker_admit(struct worker *w, struct fetch *f)
 	const char *reason;
 	list_init(&f->queue_link);
 	list_add_tail(&w->client_fetches[f->client_idx], &f->wlink);
-	if (url_parse(f->url, f->url_len, 1, &u, &reason) < 0) { /* the control thread parsed it already */
+	if (url_parse(fetch_url(f), fetch_url_len(f), 1, &u, &reason) < 0) { /* the control thread parsed it already */
 		fetch_fail(w, f, "internal", NULL, "URL no longer parses: %s", reason);
 		return;
 	}

@@ -111,9 +111,38 @@ static bool clean_line(char **line, size_t *len)
 	return n > 0 && *p != '#';
 }
 
-/* Read input lines into URLS frames until the send buffer holds enough or the input ends. */
+/* An indented "key=value" line is an option for the URL above it (as in aria2's input files); any other
+ * line is a URL, so plain lists (indented or not) read as before. */
+static bool option_line(const char *raw, const char *p, size_t n)
+{
+	if (p == raw)
+		return false; /* not indented */
+	size_t k = 0;
+	while (k < n && ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '_'))
+		k++;
+	return k > 0 && k < n && p[k] == '=';
+}
+
+/* Read input lines into URLS frames until the send buffer holds enough or the input ends. A URL waits
+ * in pending until the lines after it show whether options follow. */
 static char *input_line; /* getline's buffer */
 static size_t line_cap;
+static struct bytes pending;
+static uint64_t line_no;
+
+static void pending_flush(struct session *s)
+{
+	if (pending.len == 0)
+		return;
+	if (pending.len > FETCHD_FRAME_MAX_BYTES - 1)
+		pending.len = FETCHD_FRAME_MAX_BYTES - 1; /* the daemon reports it as too long */
+	if (s->frame.len + pending.len + 1 > URLS_FRAME_BYTES)
+		flush_urls(s);
+	bytes_add(&s->frame, pending.p, pending.len);
+	bytes_add(&s->frame, "\n", 1);
+	pending.len = 0;
+	s->submitted++;
+}
 
 static void fill_input(struct session *s)
 {
@@ -125,23 +154,62 @@ static void fill_input(struct session *s)
 			s->in_eof = true;
 			break;
 		}
+		line_no++;
 		char *p = input_line;
 		size_t n = (size_t)r;
 		if (!clean_line(&p, &n))
 			continue;
-		if (n > FETCHD_FRAME_MAX_BYTES - 1)
-			n = FETCHD_FRAME_MAX_BYTES - 1; /* the daemon reports it as too long */
-		if (s->frame.len + n + 1 > URLS_FRAME_BYTES)
-			flush_urls(s);
-		bytes_add(&s->frame, p, n);
-		bytes_add(&s->frame, "\n", 1);
-		s->submitted++;
+		if (option_line(input_line, p, n)) {
+			if (pending.len == 0)
+				die(EXIT_USAGE, "line %llu: option '%.*s' before any URL", (unsigned long long)line_no,
+				    (int)(n > 60 ? 60 : n), p);
+			if (memchr(p, '\t', n))
+				die(EXIT_USAGE, "line %llu: an option value cannot hold a tab", (unsigned long long)line_no);
+			bytes_add(&pending, "\t", 1);
+			bytes_add(&pending, p, n);
+			continue;
+		}
+		pending_flush(s);
+		bytes_add(&pending, p, n);
 	}
+	if (s->in_eof)
+		pending_flush(s);
 	flush_urls(s);
 	if (s->in_eof && !s->end_sent) {
 		frame_out(s, FETCHD_FR_END, "", 0);
 		s->end_sent = true;
 	}
+}
+
+/* s as the inside of a JSON string. */
+static void json_escape(struct bytes *b, const char *str)
+{
+	for (; *str; str++) {
+		unsigned char c = (unsigned char)*str;
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\', esc[1] = (char)c;
+			bytes_add(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			bytes_add(b, esc, 6);
+		} else {
+			bytes_add(b, str, 1);
+		}
+	}
+}
+
+/* One batch option from the command line: "key=value", joined to the others by tabs. */
+static void add_option(struct bytes *opts, const char *key, const char *value)
+{
+	if (strchr(value, '\t'))
+		die(EXIT_USAGE, "option %s: a value cannot hold a tab", key);
+	if (opts->len)
+		bytes_add(opts, "\t", 1);
+	bytes_add(opts, key, strlen(key));
+	if (value[0] || !strchr(key, '='))
+		bytes_add(opts, "=", 1);
+	bytes_add(opts, value, strlen(value));
 }
 
 static void count_status(struct counts *n, int code)
@@ -332,6 +400,7 @@ static void session_free(void)
 	free(session->frame.p);
 	free(session->rx.p);
 	free(input_line);
+	free(pending.p);
 	if (session->in && session->in != stdin)
 		fclose(session->in);
 	if (session->fd > 0)
@@ -340,13 +409,21 @@ static void session_free(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] submit FILE|-\n"
+	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] [BATCH OPTIONS] submit FILE|-\n"
 		     "       fetchctl -V\n"
 		     "  submit FILE  fetch every URL in FILE (one per line; '-' reads stdin); one JSON result per\n"
-		     "               URL on stdout as each completes, a summary on stderr\n"
+		     "               URL on stdout as each completes, a summary on stderr. An indented\n"
+		     "               key=value line under a URL is an option for that URL alone.\n"
 		     "  -s SOCKET    fetchd's control socket (default: $FETCHD_SOCKET, else %s)\n"
 		     "  -q           no summary\n"
 		     "  --no-hash    do not hash bodies (body_sha256 is null): saves CPU on large bodies\n"
+		     "batch options (every URL; a URL's own options win):\n"
+		     "  -o, --option KEY=VALUE  any option of docs/protocol.md (repeatable)\n"
+		     "  -X, --request METHOD    GET or HEAD      -I, --head  the same as -X HEAD\n"
+		     "  -H, --header 'N: V'     extra request header (repeatable; 'N:' drops fetchd's own)\n"
+		     "  -A, --user-agent UA     User-Agent       --no-follow  do not follow redirects\n"
+		     "  --max-redirects N       --retries N      --no-decode  no gzip/deflate decoding\n"
+		     "  -m, --timeout MS        total time per request (timeout_ms)\n"
 		     "exit: 0 every URL got an HTTP response, 5 some failed, 3 fetchd unreachable,\n"
 		     "      4 fetchd refused the batch or went away, 2 usage\n",
 		     FETCHD_DEFAULT_SOCKET);
@@ -356,17 +433,39 @@ int main(int argc, char **argv)
 {
 	const char *sock = getenv("FETCHD_SOCKET");
 	bool quiet = false, hash = true;
+	static struct bytes opts;
+	enum { O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE };
 	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' }, { "quiet", no_argument, NULL, 'q' },
-		{ "no-hash", no_argument, NULL, 'H' },      { "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+		{ "socket", required_argument, NULL, 's' },  { "quiet", no_argument, NULL, 'q' },
+		{ "no-hash", no_argument, NULL, O_NO_HASH }, { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },          { "option", required_argument, NULL, 'o' },
+		{ "request", required_argument, NULL, 'X' }, { "head", no_argument, NULL, 'I' },
+		{ "header", required_argument, NULL, 'H' },  { "user-agent", required_argument, NULL, 'A' },
+		{ "no-follow", no_argument, NULL, O_NO_FOLLOW },
+		{ "max-redirects", required_argument, NULL, O_MAX_REDIRECTS },
+		{ "retries", required_argument, NULL, O_RETRIES }, { "no-decode", no_argument, NULL, O_NO_DECODE },
+		{ "timeout", required_argument, NULL, 'm' }, { NULL, 0, NULL, 0 },
 	};
 	int opt;
-	while ((opt = getopt_long(argc, argv, "s:qVh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:qVho:X:IH:A:m:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': sock = optarg; break;
 		case 'q': quiet = true; break;
-		case 'H': hash = false; break;
+		case O_NO_HASH: hash = false; break;
+		case 'o':
+			if (!strchr(optarg, '='))
+				die(EXIT_USAGE, "-o needs KEY=VALUE, not '%s'", optarg);
+			add_option(&opts, optarg, "");
+			break;
+		case 'X': add_option(&opts, "method", optarg); break;
+		case 'I': add_option(&opts, "method", "HEAD"); break;
+		case 'H': add_option(&opts, "header", optarg); break;
+		case 'A': add_option(&opts, "user_agent", optarg); break;
+		case 'm': add_option(&opts, "timeout_ms", optarg); break;
+		case O_NO_FOLLOW: add_option(&opts, "follow", "no"); break;
+		case O_MAX_REDIRECTS: add_option(&opts, "max_redirects", optarg); break;
+		case O_RETRIES: add_option(&opts, "retries", optarg); break;
+		case O_NO_DECODE: add_option(&opts, "decode", "no"); break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -391,10 +490,21 @@ int main(int argc, char **argv)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	s.fd = connect_daemon(sock);
-	char hello[128];
-	int n = snprintf(hello, sizeof(hello), "{\"protocol\":%d,\"client\":\"fetchctl/%s\",\"hash\":%s}",
+	char head[128];
+	int n = snprintf(head, sizeof(head), "{\"protocol\":%d,\"client\":\"fetchctl/%s\",\"hash\":%s",
 			 FETCHD_PROTO_VERSION, FETCHD_VERSION, hash ? "true" : "false");
-	frame_out(&s, FETCHD_FR_HELLO, hello, (size_t)n);
+	struct bytes hello = { 0 };
+	bytes_add(&hello, head, (size_t)n);
+	if (opts.len) {
+		bytes_add(&opts, "", 1); /* NUL for json_escape */
+		bytes_add(&hello, ",\"options\":\"", 12);
+		json_escape(&hello, (const char *)opts.p);
+		bytes_add(&hello, "\"", 1);
+	}
+	bytes_add(&hello, "}", 1);
+	frame_out(&s, FETCHD_FR_HELLO, hello.p, hello.len);
+	free(hello.p);
+	free(opts.p);
 	pump(&s);
 	if (fflush(stdout) != 0)
 		die(1, "writing results: %s", strerror(errno));

@@ -37,6 +37,8 @@ static void in_range(uint64_t v, uint64_t lo, uint64_t hi, const char *name)
 
 /* Length of a string field; it must be NUL-terminated within its array. */
 #define STRLEN(field) field_len(c->field, sizeof(c->field), #field)
+#define YES_NO(field) \
+	CHECK(STRLEN(field) && (!strcmp(c->field, "yes") || !strcmp(c->field, "no")), #field " '%s'", c->field)
 
 static size_t field_len(const char *f, size_t cap, const char *name)
 {
@@ -79,6 +81,15 @@ static void check_bounds(const struct conf *c)
 	RANGE(keepalive_idle_ms, 0, 3600000);
 	RANGE(max_header_bytes, KIB, 16 * MIB);
 	RANGE(max_body_bytes, 0, TIB);
+	RANGE(max_redirects, 0, 100);
+	RANGE(retry_times, 0, 20);
+	RANGE(retry_base_ms, 1, 3600000);
+	RANGE(retry_max_ms, 1, 86400000);
+	RANGE(delay_ms, 0, 3600000);
+	RANGE(requests_per_s, 0, 100000);
+	YES_NO(follow_redirects);
+	YES_NO(decode);
+	YES_NO(random_delay);
 	n = STRLEN(user_agent);
 	CHECK(n >= 1 && n <= 255 && no_ctl(c->user_agent, false), "user_agent '%s'", c->user_agent);
 	/* [dns] */

@@ -113,9 +113,12 @@ static bool hello(const uint8_t *p, size_t len)
 	memset(&h2, 0x5a, sizeof(h2));
 	rc = proto_hello(p, len, &h);
 	rc2 = proto_hello(p, len, &h2);
-	CHECK(rc == PROTO_OK || rc == PROTO_E_VERSION, "proto_hello returned %d", rc);
+	CHECK(rc == PROTO_OK || rc == PROTO_E_VERSION || rc == PROTO_E_OPTIONS, "proto_hello returned %d", rc);
 	CHECK(rc == rc2 && h.protocol == h2.protocol && h.hash == h2.hash, "proto_hello not deterministic");
-	if (rc == PROTO_OK)
+	CHECK(rc != PROTO_OK || (h.options_len >= -1 && h.options_len < (int)sizeof(h.options) &&
+				 strlen(h.options) == (size_t)(h.options_len < 0 ? 0 : h.options_len)),
+	      "options length %d", h.options_len);
+	if (rc == PROTO_OK || rc == PROTO_E_OPTIONS)
 		CHECK(h.protocol == FETCHD_PROTO_VERSION, "HELLO accepted with protocol %lld", (long long)h.protocol);
 	else
 		CHECK(h.protocol != FETCHD_PROTO_VERSION, "HELLO refused with protocol 1");

@@ -49,6 +49,15 @@ struct run {
 	struct outcome *o;
 };
 
+/* The request builder with only the fields the simple cases need. */
+static ssize_t build_simple(char *buf, size_t cap, const char *method, const char *target, size_t target_len,
+			    const char *host, size_t host_len, const char *ua, const char *auth)
+{
+	struct http1_request rq = { .method = method, .target = target, .target_len = target_len, .host = host,
+				    .host_len = host_len, .user_agent = ua, .auth_basic64 = auth };
+	return http1_build_request(buf, cap, &rq);
+}
+
 static void run_init(struct run *r, struct outcome *o, bool head, uint64_t max_hdr)
 {
 	memset(o, 0, sizeof(*o));
@@ -732,12 +741,12 @@ static void test_build_request(void)
 				"Accept-Encoding: identity\r\nConnection: keep-alive\r\n"
 				"Authorization: Basic dXNlcjpwYXNz\r\n\r\n";
 
-	n = http1_build_request(buf, sizeof(buf), "GET", "/a?b=c#frag", 6, "example.com:8080", 16, "fetchd/0.1",
+	n = build_simple(buf, sizeof(buf), "GET", "/a?b=c#frag", 6, "example.com:8080", 16, "fetchd/0.1",
 				NULL);
 	CHECK(n == (ssize_t)strlen(want) && strcmp(buf, want) == 0, "GET request: %zd '%s'", n, buf);
-	n = http1_build_request(buf, sizeof(buf), "HEAD", "", 0, "h", 1, "ua x", "dXNlcjpwYXNz");
+	n = build_simple(buf, sizeof(buf), "HEAD", "", 0, "h", 1, "ua x", "dXNlcjpwYXNz");
 	CHECK(n == (ssize_t)strlen(want_head) && strcmp(buf, want_head) == 0, "HEAD request: %zd '%s'", n, buf);
-	n = http1_build_request(buf, sizeof(buf), "GET", "/", 1, "h", 1, NULL, NULL);
+	n = build_simple(buf, sizeof(buf), "GET", "/", 1, "h", 1, NULL, NULL);
 	CHECK(n > 0 && strstr(buf, "User-Agent") == NULL, "NULL user agent omits the line");
 
 	/* exact capacity: the length plus its NUL; every smaller capacity fails */
@@ -745,25 +754,25 @@ static void test_build_request(void)
 	bool all_fail = true;
 
 	for (size_t cap = 0; cap < need; cap++)
-		if (http1_build_request(buf, cap, "GET", "/a?b=c", 6, "example.com:8080", 16, "fetchd/0.1", NULL) != -1)
+		if (build_simple(buf, cap, "GET", "/a?b=c", 6, "example.com:8080", 16, "fetchd/0.1", NULL) != -1)
 			all_fail = false;
 	CHECK(all_fail, "every capacity below %zu fails", need);
-	n = http1_build_request(buf, need, "GET", "/a?b=c", 6, "example.com:8080", 16, "fetchd/0.1", NULL);
+	n = build_simple(buf, need, "GET", "/a?b=c", 6, "example.com:8080", 16, "fetchd/0.1", NULL);
 	CHECK(n == (ssize_t)need - 1 && strcmp(buf, want) == 0, "capacity %zu is enough: %zd", need, n);
 
 	/* injection */
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/a\r\nX: y", 8, "h", 1, "ua", NULL) == -1, "CRLF in target");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/a\0b", 4, "h", 1, "ua", NULL) == -1, "NUL in target");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/a b", 4, "h", 1, "ua", NULL) == -1, "SP in target");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/", 1, "h\r\nX: y", 8, "ua", NULL) == -1, "CRLF in host");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/", 1, "h\0", 2, "ua", NULL) == -1, "NUL in host");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/", 1, "h", 1, "ua\r\nX: y", NULL) == -1, "CRLF in UA");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/", 1, "h", 1, "ua\n", NULL) == -1, "LF in UA");
-	CHECK(http1_build_request(buf, sizeof(buf), "GET", "/", 1, "h", 1, "ua", "abc\r\n") == -1, "CRLF in auth");
-	CHECK(http1_build_request(buf, sizeof(buf), "GE\rT", "/", 1, "h", 1, "ua", NULL) == -1, "CR in method");
-	CHECK(http1_build_request(buf, sizeof(buf), "", "/", 1, "h", 1, "ua", NULL) == -1, "empty method");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/a\r\nX: y", 8, "h", 1, "ua", NULL) == -1, "CRLF in target");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/a\0b", 4, "h", 1, "ua", NULL) == -1, "NUL in target");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/a b", 4, "h", 1, "ua", NULL) == -1, "SP in target");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/", 1, "h\r\nX: y", 8, "ua", NULL) == -1, "CRLF in host");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/", 1, "h\0", 2, "ua", NULL) == -1, "NUL in host");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/", 1, "h", 1, "ua\r\nX: y", NULL) == -1, "CRLF in UA");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/", 1, "h", 1, "ua\n", NULL) == -1, "LF in UA");
+	CHECK(build_simple(buf, sizeof(buf), "GET", "/", 1, "h", 1, "ua", "abc\r\n") == -1, "CRLF in auth");
+	CHECK(build_simple(buf, sizeof(buf), "GE\rT", "/", 1, "h", 1, "ua", NULL) == -1, "CR in method");
+	CHECK(build_simple(buf, sizeof(buf), "", "/", 1, "h", 1, "ua", NULL) == -1, "empty method");
 	/* the target length is honoured, bytes after it are not read */
-	n = http1_build_request(buf, sizeof(buf), "GET", "/x\r\n", 2, "hh\n", 2, "ua", NULL);
+	n = build_simple(buf, sizeof(buf), "GET", "/x\r\n", 2, "hh\n", 2, "ua", NULL);
 	CHECK(n > 0 && strncmp(buf, "GET /x HTTP/1.1\r\nHost: hh\r\n", 27) == 0, "lengths honoured: '%s'", buf);
 }
 
