@@ -4,6 +4,8 @@
  * the connection for reuse or close it. The one place where ring, TLS and HTTP meet.
  * A connection is freed only when none of its ring ops is in flight: close = cancel, wait, free. */
 #include "daemon/fetchd.h"
+#include "daemon/hex.h"
+#include "daemon/decode.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -55,6 +57,14 @@ struct conn *conn_alloc(struct worker *w)
 	list_init(&c->nobufs_link);
 	w->nconns++;
 	return c;
+}
+
+/* The exchange is over: the decoder's memory goes now, not when the connection is reused. */
+static void conn_decode_end(struct conn *c)
+{
+	if (c->decoding)
+		decode_free(&c->dec);
+	c->decoding = false;
 }
 
 static void conn_free(struct worker *w, struct conn *c)
@@ -113,6 +123,7 @@ void conn_close(struct worker *w, struct conn *c, const char *reason)
 	if (list_linked(&c->nobufs_link))
 		list_del(&c->nobufs_link);
 	c->close_reason = reason;
+	conn_decode_end(c);
 	conn_set_state(c, C_CLOSING);
 	conn_hs_end(w, c);
 	/* Shut the socket down now: the peer sees the close at once, the connection stops counting
@@ -262,14 +273,6 @@ static int conn_base64(const uint8_t *in, size_t n, char *out, size_t cap)
 	return 0;
 }
 
-static int conn_hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch |= 0x20;
-	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 /* userinfo "user:pa%40ss" -> base64 of the percent-decoded bytes, as curl sends it. */
 static int conn_basic_auth(const struct fetch *f, char *out, size_t cap)
 {
@@ -278,8 +281,8 @@ static int conn_basic_auth(const struct fetch *f, char *out, size_t cap)
 	const char *s = fetch_url(f) + f->userinfo_off;
 	for (size_t i = 0; i < f->userinfo_len && n < sizeof(raw); i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < f->userinfo_len && (hi = conn_hexval(s[i + 1])) >= 0 &&
-		    (lo = conn_hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < f->userinfo_len && (hi = hex_value(s[i + 1])) >= 0 &&
+		    (lo = hex_value(s[i + 2])) >= 0) {
 			raw[n++] = (uint8_t)(hi << 4 | lo);
 			i += 2;
 		} else {
@@ -338,7 +341,7 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	struct http1_request rq = {
 		.method = f->opts.method == OPTS_HEAD ? "HEAD" : "GET", .target = target, .target_len = target_len,
 		.host = h->host_header, .host_len = strlen(h->host_header), .user_agent = w->conf.user_agent,
-		.accept_encoding = NULL, .auth_basic64 = authp,
+		.accept_encoding = f->opts.decode ? "gzip, deflate" : NULL, .auth_basic64 = authp,
 		.extra = fetch_extra(f), .extra_len = f->opts.extra_len, .drop_credentials = f->untrusted,
 	};
 	ssize_t n = !target ? -1 : http1_build_request(c->req, c->req_cap, &rq);
@@ -353,6 +356,8 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	c->got_bytes = false;
 	c->headers_done = false;
 	c->wire_bytes = 0;
+	c->body_bytes = 0;
+	conn_decode_end(c);
 	c->t_req_ns = w->now_ns;
 	c->requests++;
 	http1_parser_init(&c->parser, f->opts.method == OPTS_HEAD, w->conf.max_header_bytes);
@@ -425,6 +430,7 @@ void conn_start(struct worker *w, struct fetch *f)
 /* After the response: keep c for the next request to its host, or close it. */
 void conn_release(struct worker *w, struct conn *c, bool reusable)
 {
+	conn_decode_end(c);
 	if (!reusable || w->stopping || w->conf.keepalive_idle_ms == 0) {
 		conn_close(w, c, reusable ? "keep-alive disabled" : "not reusable");
 		return;
@@ -506,6 +512,7 @@ static void conn_on_send(struct worker *w, struct conn *c, int res)
 		bool hs = c->tls && !c->tls_done;
 		snprintf(msg, sizeof(msg), "%s: %s", hs ? "handshake failed" : "sending the request failed",
 			 res ? strerror(-res) : "no progress");
+		c->fetch->transient = res == -ECONNRESET || res == -EPIPE;
 		conn_fail(w, c, hs ? "tls" : "protocol", NULL, "send failed", msg);
 		return;
 	}
@@ -524,9 +531,84 @@ static const char *conn_parse_class(int err)
 }
 
 /* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
-static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+/* Decoded body bytes: counted against max_body_bytes and hashed. Nonzero stops the decoder. */
+static int conn_body(void *arg, const uint8_t *p, size_t n)
+{
+	struct conn *c = arg;
+	c->body_bytes += n;
+	if (c->body_bytes > c->fetch->opts.max_body_bytes)
+		return 1;
+	if (c->fetch->hash)
+		tls_sha256_update(&c->sha, p, n);
+	return 0;
+}
+
+static void conn_too_large(struct worker *w, struct conn *c)
+{
+	char msg[96];
+	snprintf(msg, sizeof(msg), "%sbody exceeds max_body_bytes %llu", c->decoding ? "decoded " : "",
+		 (unsigned long long)c->fetch->opts.max_body_bytes);
+	conn_fail(w, c, "too_large", NULL, "body too large", msg);
+}
+
+/* The header is in: refuse a declared body over the limit, and start decoding a known coding. */
+static bool conn_headers(struct worker *w, struct conn *c)
 {
 	struct fetch *f = c->fetch;
+	c->headers_done = true;
+	fetch_set_state(f, F_BODY);
+	if (c->parser.content_length > 0 && (uint64_t)c->parser.content_length > f->opts.max_body_bytes) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Content-Length %lld exceeds max_body_bytes %llu",
+			 (long long)c->parser.content_length, (unsigned long long)f->opts.max_body_bytes);
+		conn_fail(w, c, "too_large", NULL, "body too large", msg);
+		return false;
+	}
+	int kind = c->parser.content_encoding[0] ? decode_kind_of(c->parser.content_encoding) : DECODE_IDENTITY;
+	if (!f->opts.decode || kind <= DECODE_IDENTITY || c->parser.framing == HTTP1_FRAMING_NONE)
+		return true; /* no coding, one we do not know (passed on as it came), or no body */
+	if (decode_init(&c->dec, (enum decode_kind)kind) != DECODE_OK) {
+		conn_fail(w, c, "internal", NULL, "decoder", "out of memory starting the decoder");
+		return false;
+	}
+	c->decoding = true;
+	return true;
+}
+
+static bool conn_body_in(struct worker *w, struct conn *c, const uint8_t *p, size_t n)
+{
+	int rc = c->decoding ? decode_feed(&c->dec, p, n, w->decoded, sizeof(w->decoded), conn_body, c)
+			     : conn_body(c, p, n) ? DECODE_E_SINK : DECODE_OK;
+	if (rc == DECODE_OK)
+		return true;
+	if (rc == DECODE_E_SINK)
+		conn_too_large(w, c);
+	else
+		conn_fail(w, c, rc == DECODE_E_NOMEM ? "internal" : "protocol", NULL, "bad body", c->dec.detail &&
+			  rc == DECODE_E_CORRUPT ? c->dec.detail : decode_strerror(rc));
+	return false;
+}
+
+/* The response is complete: finish decoding, then the fetch decides (result, redirect, retry). Returns
+ * false when that failed the fetch (c then closes). */
+static bool conn_response_done(struct worker *w, struct conn *c)
+{
+	if (c->decoding) {
+		int rc = decode_finish(&c->dec);
+		if (rc != DECODE_OK) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "%s body: %s", c->parser.content_encoding, decode_strerror(rc));
+			conn_fail(w, c, "protocol", NULL, "bad body", msg);
+			return false;
+		}
+	}
+	fetch_response(w, c->fetch, c);
+	return true;
+}
+
+/* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
+static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
 	size_t off = 0;
 	for (;;) { /* until the parser wants more: DONE may come with no byte left to consume */
 		struct http1_ev ev;
@@ -537,34 +619,18 @@ static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, siz
 		}
 		off += (size_t)n;
 		if (ev.type == HTTP1_EV_HEADERS) {
-			c->headers_done = true;
-			fetch_set_state(f, F_BODY);
-			if (c->parser.content_length > 0 &&
-			    (uint64_t)c->parser.content_length > f->opts.max_body_bytes) {
-				char msg[128];
-				snprintf(msg, sizeof(msg), "Content-Length %lld exceeds max_body_bytes %llu",
-					 (long long)c->parser.content_length,
-					 (unsigned long long)f->opts.max_body_bytes);
-				conn_fail(w, c, "too_large", NULL, "body too large", msg);
+			if (!conn_headers(w, c))
 				return false;
-			}
 		} else if (ev.type == HTTP1_EV_BODY) {
-			if (c->parser.body_bytes > f->opts.max_body_bytes) {
-				char msg[96];
-				snprintf(msg, sizeof(msg), "body exceeds max_body_bytes %llu",
-					 (unsigned long long)f->opts.max_body_bytes);
-				conn_fail(w, c, "too_large", NULL, "body too large", msg);
+			if (!conn_body_in(w, c, ev.data, ev.len))
 				return false;
-			}
-			if (f->hash)
-				tls_sha256_update(&c->sha, ev.data, ev.len);
 		} else if (ev.type == HTTP1_EV_DONE) {
 			/* Reuse needs a framed response, no byte after it, and our request fully sent. */
 			bool reusable = c->parser.keep_alive && off == len && c->req_sent == c->req_len;
 			if (c->tls) /* by now a TLS 1.3 server has sent its tickets too */
 				conn_tls_save_session(w, c);
-			fetch_succeed(w, f, c);
-			conn_release(w, c, reusable);
+			if (conn_response_done(w, c))
+				conn_release(w, c, reusable);
 			return false;
 		} else {
 			return true; /* HTTP1_EV_NONE: everything consumed */
@@ -775,9 +841,10 @@ static void conn_on_eof(struct worker *w, struct conn *c)
 	}
 	int rc = http1_finish(&c->parser);
 	if (rc == HTTP1_EV_DONE) {
-		fetch_succeed(w, c->fetch, c);
-		conn_close(w, c, "body ended at EOF");
+		if (conn_response_done(w, c))
+			conn_close(w, c, "body ended at EOF");
 	} else if (rc == HTTP1_EV_NONE) {
+		c->fetch->transient = true; /* an empty reply: worth another try */
 		conn_fail(w, c, "protocol", NULL, "eof", "server closed the connection without a response");
 	} else {
 		char msg[128];
@@ -805,6 +872,7 @@ static void conn_on_recv(struct worker *w, struct conn *c, const struct ring_cqe
 			bool hs = c->tls && !c->tls_done;
 			snprintf(msg, sizeof(msg), "%s: %s (after %llu bytes)", hs ? "handshake failed" : "receive failed",
 				 strerror(-cqe->res), (unsigned long long)c->wire_bytes);
+			c->fetch->transient = cqe->res == -ECONNRESET; /* a reset: worth another try */
 			conn_fail(w, c, hs ? "tls" : "protocol", NULL, "recv failed", msg);
 		}
 	} else if (cqe->res == 0) {
@@ -888,11 +956,11 @@ void conn_on_timer(struct worker *w, uint32_t idx, uint32_t gen, int64_t deadlin
 		c->ops++;
 		return;
 	}
-	const struct conf *cf = &w->conf;
-	uint32_t ms = !strcmp(phase, "connect") || !strcmp(phase, "tls") ? cf->connect_timeout_ms
-		      : !strcmp(phase, "header") ? cf->header_timeout_ms
-		      : !strcmp(phase, "idle")   ? cf->idle_timeout_ms
-						 : cf->timeout_ms;
+	const struct fetch_opts *fo = &c->fetch->opts;
+	uint32_t ms = !strcmp(phase, "connect") || !strcmp(phase, "tls") ? fo->connect_timeout_ms
+		      : !strcmp(phase, "header") ? fo->header_timeout_ms
+		      : !strcmp(phase, "idle")   ? fo->idle_timeout_ms
+						 : fo->timeout_ms;
 	fetch_fail(w, c->fetch, "timeout", phase, "%s timeout after %u ms", phase, ms);
 	conn_close(w, c, "timeout");
 }

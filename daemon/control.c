@@ -165,10 +165,18 @@ static void control_fetch_done(struct fetchd *d, struct fetch *f)
 	client_maybe_free(d, c);
 }
 
+static void control_reroute(struct fetchd *d, struct fetch *f);
+
 static void control_record(void *arg, struct fetch *f, const uint8_t *line, uint32_t len)
 {
 	struct fetchd *d = arg;
 	struct client *c = f->client;
+	if (len == WORKER_REROUTE && !c->cancelling && c->state == CL_OPEN) {
+		control_reroute(d, f);
+		return;
+	}
+	if (len == WORKER_REROUTE)
+		len = 0; /* the client went away while f was between workers */
 	if (len && !c->cancelling && c->state == CL_OPEN)
 		client_result(d, c, NULL, line, len);
 	else
@@ -189,6 +197,18 @@ uint32_t control_worker_of(const struct fetchd *d, const char *host)
 {
 	/* The high half picks the worker: the low bits index the worker's own tables by the same hash. */
 	return (hash_str(host) >> 16) % d->nworkers;
+}
+
+/* f follows a redirect: hand it to the worker that owns its new host (it stays the client's). */
+static void control_reroute(struct fetchd *d, struct fetch *f)
+{
+	struct url u;
+	const char *reason;
+	if (url_parse(fetch_url(f), fetch_url_len(f), 1, &u, &reason) < 0) /* the worker parsed it already */
+		u.host[0] = 0;
+	uint32_t wi = control_worker_of(d, u.host);
+	worker_submit(&d->workers[wi], f);
+	d->wake_mask |= 1ull << wi;
 }
 
 /* A result for a line that never became a fetch (bad URL). */
@@ -307,11 +327,13 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 		client_fatal(d, c, msg);
 		return;
 	}
-	if (c->opts.extra_len && !(c->extra = malloc(c->opts.extra_len))) {
-		client_fatal(d, c, "out of memory");
-		return;
+	if (c->opts.extra_len) {
+		if (!(c->extra = malloc(c->opts.extra_len))) {
+			client_fatal(d, c, "out of memory");
+			return;
+		}
+		memcpy(c->extra, extra, c->opts.extra_len);
 	}
-	memcpy(c->extra, extra, c->opts.extra_len);
 	char w[192];
 	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u}",
 			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes);

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "daemon/httpdate.h"
 #include "daemon/log.h"
 #include "daemon/result.h"
+#include "daemon/urlref.h"
 
 static const char *const fetch_state_names[] = {
 	[F_QUEUED] = "queued", [F_CONNECTING] = "connecting", [F_TLS] = "tls", [F_SENDING] = "sending",
@@ -43,10 +46,13 @@ static void fetch_from_conn(const struct worker *w, struct result *r, struct fet
 		r->tls_backend = tls_backend_name();
 		r->tls_verified = c->tls_done && strcmp(w->conf.tls_verify, "no") != 0;
 	}
+	r->wire_bytes = c->wire_bytes;
 	if (c->headers_done) {
 		r->status = c->parser.status;
 		r->content_type = c->parser.content_type[0] ? c->parser.content_type : NULL;
-		r->body_bytes = c->parser.body_bytes;
+		r->content_encoding = c->parser.content_encoding[0] ? c->parser.content_encoding : NULL;
+		r->decoded = c->decoding;
+		r->body_bytes = c->body_bytes;
 	}
 	c->fetch = NULL;
 	f->conn = NULL;
@@ -56,9 +62,12 @@ static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 {
 	r->url = f->url;
 	r->url_len = f->url_len;
+	r->final_url = f->cur;
+	r->final_url_len = f->cur_len;
+	r->hops = f->hops.len ? &f->hops : NULL;
 	r->attempts = f->attempts ? f->attempts : 1;
 	r->dns_ns = f->dns_ns;
-	r->total_ns = f->dns_ns;
+	r->total_ns = f->prev_ns + f->dns_ns;
 	if (f->state != F_QUEUED) {
 		r->total_ns += w->now_ns - f->t_start_ns;
 		w->inflight--;
@@ -73,8 +82,68 @@ static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 	worker_result(w, f, r);
 }
 
+/* The next backoff: base_ms doubled per earlier retry, 0.5x..1.5x at random, at most max_ms; or the
+ * server's Retry-After (ms >= 0), at most max_ms. */
+static int64_t fetch_backoff_ms(struct worker *w, const struct fetch *f, int64_t retry_after_ms)
+{
+	uint64_t max = w->conf.retry_max_ms;
+	if (retry_after_ms >= 0)
+		return retry_after_ms < (int64_t)max ? retry_after_ms : (int64_t)max;
+	uint64_t ms = w->conf.retry_base_ms;
+	for (uint32_t i = 1; i < f->attempts && ms < max; i++)
+		ms *= 2;
+	ms = ms / 2 + worker_random(w) % (ms + 1); /* 0.5x .. 1.5x */
+	return (int64_t)(ms < max ? ms : max);
+}
+
+/* Back off and try f again, when a retry is left: f leaves its connection (the caller still closes or
+ * releases it) and waits in the worker's waitheap, holding no slot. Returns false when f is done. */
+static bool fetch_retry(struct worker *w, struct fetch *f, int64_t retry_after_ms)
+{
+	if (f->attempts > f->opts.retries || w->stopping)
+		return false;
+	int64_t due = w->now_ns + fetch_backoff_ms(w, f, retry_after_ms) * 1000000;
+	if (waitheap_add(&w->waits, &f->wait, due) < 0)
+		return false;
+	worker_timer(w, due, TK_WAIT, 0, 0);
+	if (f->conn) {
+		f->conn->fetch = NULL;
+		f->conn = NULL;
+	}
+	if (f->state != F_QUEUED) {
+		w->inflight--;
+		f->prev_ns += w->now_ns - f->t_start_ns;
+	}
+	f->prev_ns += f->dns_ns;
+	f->dns_ns = 0;
+	f->host = NULL;
+	f->stale_retried = false;
+	f->transient = false;
+	w->stats.retries++;
+	fetch_set_state(f, F_QUEUED);
+	return true;
+}
+
+void fetch_retry_due(struct worker *w, struct fetch *f)
+{
+	struct url u;
+	const char *reason;
+	if (url_parse(fetch_url(f), fetch_url_len(f), 1, &u, &reason) < 0) { /* parsed before: cannot happen */
+		fetch_fail(w, f, "internal", NULL, "URL no longer parses: %s", reason);
+		return;
+	}
+	sched_admit(w, f, &u);
+}
+
+static bool fetch_retryable(const struct fetch *f, const char *cls)
+{
+	return !strcmp(cls, "timeout") || !strcmp(cls, "connect") || (!strcmp(cls, "protocol") && f->transient);
+}
+
 void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
 {
+	if (fetch_retryable(f, cls) && fetch_retry(w, f, -1))
+		return;
 	struct result r;
 	result_init(&r);
 	r.err_class = cls;
@@ -94,4 +163,111 @@ void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c)
 	if (r.have_sha)
 		tls_sha256_final(&c->sha, r.sha);
 	fetch_finish(w, f, &r);
+}
+
+static bool fetch_is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* Has f already fetched url (the URL it was given, or one of its hops)? */
+static bool fetch_seen(const struct fetch *f, const char *url, size_t len)
+{
+	if (len == f->url_len && memcmp(url, f->url, len) == 0)
+		return true;
+	for (size_t off = 0; off + 6 <= f->hops.len;) {
+		uint32_t n;
+		memcpy(&n, f->hops.p + off + 2, sizeof(n));
+		off += 6;
+		if (n == len && memcmp(f->hops.p + off, url, len) == 0)
+			return true;
+		off += n;
+	}
+	return false;
+}
+
+/* Does u name another origin than the URL f was given (scheme, host or port)? */
+static bool fetch_other_origin(const struct fetch *f, const struct url *u)
+{
+	struct url first;
+	const char *reason;
+	if (url_parse(f->url, f->url_len, 1, &first, &reason) < 0)
+		return true;
+	return first.scheme != u->scheme || first.port != u->port || strcmp(first.host, u->host) != 0;
+}
+
+/* Follow c's redirect for f: check the hop, record it, and send f (detached from c) back to the control
+ * thread, which hands it to the worker that owns the new host. A hop that cannot be followed fails f
+ * with class "redirects". Either way c is the caller's to release. */
+static void fetch_redirect(struct worker *w, struct fetch *f, struct conn *c)
+{
+	const struct http1_parser *p = &c->parser;
+	char *next = malloc(w->conf.max_url_bytes + 1);
+	const char *why = NULL;
+	struct url u;
+	int n = -1;
+	if (!next) {
+		fetch_fail(w, f, "internal", NULL, "out of memory following a redirect");
+		return;
+	}
+	if (f->nredirects >= f->opts.max_redirects)
+		why = "too many redirects";
+	else if (p->location_len < 0)
+		why = "Location longer than the parser keeps";
+	else if ((n = urlref_resolve(fetch_url(f), fetch_url_len(f), p->location, (size_t)p->location_len, next,
+				     w->conf.max_url_bytes + 1, &why)) >= 0 &&
+		 url_parse(next, (size_t)n, 1, &u, &why) == 0 && fetch_seen(f, next, (size_t)n))
+		why = "redirect loop";
+	if (why || n < 0) {
+		if (f->nredirects >= f->opts.max_redirects)
+			fetch_fail(w, f, "redirects", NULL, "more than %u redirects", f->opts.max_redirects);
+		else
+			fetch_fail(w, f, "redirects", NULL, "%s (Location: %.200s)", why ? why : "bad Location",
+				   p->location_len >= 0 ? p->location : "...");
+		free(next);
+		return;
+	}
+	if (result_hop_add(&f->hops, p->status, fetch_url(f), fetch_url_len(f)) < 0) {
+		fetch_fail(w, f, "internal", NULL, "out of memory following a redirect");
+		free(next);
+		return;
+	}
+	free(f->cur);
+	f->cur = next;
+	f->cur_len = (uint32_t)n;
+	f->target_off = (uint32_t)u.target_off, f->target_len = (uint32_t)u.target_len;
+	f->userinfo_off = (uint32_t)u.userinfo_off, f->userinfo_len = (uint32_t)u.userinfo_len;
+	f->untrusted = f->untrusted || fetch_other_origin(f, &u);
+	f->nredirects++;
+	w->stats.redirects++;
+	f->prev_ns += f->dns_ns + (w->now_ns - f->t_start_ns);
+	f->dns_ns = 0;
+	f->attempts = 0;
+	f->stale_retried = false;
+	c->fetch = NULL;
+	f->conn = NULL;
+	w->inflight--;
+	fetch_set_state(f, F_QUEUED);
+	worker_reroute(w, f);
+}
+
+static bool fetch_retryable_status(int status)
+{
+	return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+void fetch_response(struct worker *w, struct fetch *f, struct conn *c)
+{
+	const struct http1_parser *p = &c->parser;
+	int64_t after_ms = -1;
+	if (fetch_retryable_status(p->status)) {
+		if (p->retry_after[0])
+			after_ms = httpdate_retry_after_ms(p->retry_after, strlen(p->retry_after), time(NULL));
+		if (fetch_retry(w, f, after_ms))
+			return;
+	}
+	if (f->opts.follow && fetch_is_redirect(p->status) && p->location_len != -1)
+		fetch_redirect(w, f, c);
+	else
+		fetch_succeed(w, f, c);
 }

@@ -24,19 +24,22 @@
 #include "conf/conf.h"
 #include "daemon/addrpolicy.h"
 #include "daemon/buf.h"
+#include "daemon/decode.h"
 #include "daemon/http1.h"
 #include "daemon/list.h"
 #include "daemon/lrumap.h"
 #include "daemon/opts.h"
 #include "daemon/sockaddr.h"
 #include "daemon/url.h"
+#include "daemon/waitheap.h"
 #include "ring/ring.h"
 #include "ring/timer.h"
 #include "tls/tls.h"
 
 #define FETCHD_MAX_ADDRS 8
 #define FETCHD_REAP_BATCH 256
-#define RING_RECV_BUFS 1024        /* provided receive buffers: held only while a completion is handled */
+#define RING_RECV_BUFS 1024        /* most provided receive buffers per worker (held only while a completion
+                                      is handled); fewer for a smaller share of max_inflight */
 #define RING_RECV_BUF_BYTES 16384
 
 /* user_data ops (and timer key kinds). */
@@ -60,6 +63,7 @@ enum op {
 	TK_DNS,
 	TK_CLIENT,
 	TK_ACCEPT,
+	TK_WAIT,        /* something in the worker's waitheap may be due */
 	TK_STOP,
 };
 
@@ -76,8 +80,10 @@ struct fetch {
 	struct host *host;
 	struct conn *conn;       /* while running */
 	enum fetch_state state;
-	uint32_t attempts;
+	uint32_t attempts;       /* tries of the current URL (retries + 1) */
 	bool stale_retried;      /* already retried once after a reused connection died */
+	bool transient;          /* the failure being reported is a reset or an empty reply: retryable */
+	struct wait_node wait;   /* worker: in its waitheap while backing off before a retry */
 	int64_t t_admit_ns;      /* admitted from the client */
 	int64_t t_start_ns;      /* left the host queue */
 	int64_t dns_ns;          /* time spent waiting for this host's lookup */
@@ -126,6 +132,8 @@ struct host {
 	int64_t t_resolve_ns;    /* lookup start */
 	int64_t dns_expires_ns;  /* the addresses' TTL runs out: new connections look the name up again */
 	struct link dns_link;    /* in the lookup's list of waiting hosts while H_RESOLVING */
+	int64_t next_ok_ns;      /* politeness: no request starts before this */
+	struct wait_node wait;   /* in the worker's waitheap while next_ok_ns is ahead */
 	uint8_t naddrs;
 	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
 	enum url_scheme scheme;
@@ -167,8 +175,11 @@ struct conn {
 	bool hs_counted;         /* counts against the worker's handshakes in progress */
 	bool session_saved;      /* its resumable session went to the cache */
 	int64_t t_tls_ns, tls_ns;
-	struct http1_parser parser;
+	uint64_t body_bytes;     /* body bytes after decoding: what max_body_bytes and the hash see */
+	bool decoding;           /* dec is live: the body has a Content-Encoding we decode */
+	struct decoder dec;
 	struct tls_sha256 sha;
+	struct http1_parser parser; /* last: its Location buffer is touched only by redirects */
 };
 
 enum client_state { CL_FREE = 0, CL_OPEN, CL_CLOSING };
@@ -214,6 +225,7 @@ struct fetchd_stats {
 	uint64_t fetches_ok, fetches_failed, stale_cqes, conns_opened, conns_reused, stale_retries;
 	uint64_t dns_queries, dns_cache_hits, dns_hosts_file_hits, dns_coalesced;
 	uint64_t tls_handshakes, tls_resumed;
+	uint64_t retries, redirects;
 };
 
 #define FETCHD_MAX_WORKERS 64
@@ -286,8 +298,13 @@ struct worker {
 	const char *tls_cfg_error;
 	struct lrumap *tls_sessions; /* host:port -> struct tls_session *; NULL: no resumption */
 	uint8_t plain[RING_RECV_BUF_BYTES]; /* plaintext out of TLS, handled at once */
+	uint8_t decoded[RING_RECV_BUF_BYTES]; /* decoded body bytes, handed on at once */
+	struct waitheap waits;   /* fetches backing off (WAIT_FETCH), hosts waiting for politeness (WAIT_HOST) */
+	uint64_t rng;            /* xorshift state: backoff jitter, random politeness delays */
 	struct fetchd_stats stats;
 };
+
+enum wait_kind { WAIT_FETCH = 1, WAIT_HOST };
 
 /* The control thread. */
 struct fetchd {
@@ -347,6 +364,9 @@ void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, cons
 /* worker side */
 struct result;
 void worker_result(struct worker *w, struct fetch *f, const struct result *r); /* r NULL: cancelled */
+void worker_reroute(struct worker *w, struct fetch *f); /* f follows a redirect: the control thread
+							  hands it to the new host's worker */
+#define WORKER_REROUTE UINT32_MAX  /* a record's length that means "reroute", not a result */
 bool worker_budget_take(struct worker *w);   /* one unit of the open-connection budget */
 void worker_budget_give(struct worker *w);
 void worker_hungry(struct worker *w, bool hungry);
@@ -373,6 +393,7 @@ void sched_dns_done(struct worker *w, struct host *h, int status, const union so
 		    unsigned naddrs, int64_t expires_ns);
 void sched_requeue(struct worker *w, struct fetch *f);  /* back to the head of its host queue */
 void sched_trim_idle(struct worker *w);  /* give budget back when other workers wait for it */
+void sched_host_wait_over(struct worker *w, struct host *h); /* its politeness delay ran out */
 
 /* conn.c (worker) */
 void conn_start(struct worker *w, struct fetch *f);      /* f just left its host queue */
@@ -391,7 +412,11 @@ struct conn *conn_idle_usable(const struct worker *w, struct host *h);
 void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c);
+/* f's response is complete on c: its result, or a redirect followed (f then leaves c and this worker). */
+void fetch_response(struct worker *w, struct fetch *f, struct conn *c);
 void fetch_set_state(struct fetch *f, enum fetch_state s);
+void fetch_retry_due(struct worker *w, struct fetch *f); /* its backoff is over: queue it again */
+uint64_t worker_random(struct worker *w);
 void fetch_free(struct fetch *f);  /* with what redirects added to it (either thread, once) */
 
 /* dns.c (worker) */

@@ -3,6 +3,7 @@
  * any split of the input gives the same events; body bytes pass through in bulk and point into the
  * caller's buffer. Pure: no I/O, no allocation, no logging. */
 #include "daemon/http1.h"
+#include "daemon/hex.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -50,7 +51,8 @@ enum ext_step {
 	X_AFTER_VALUE, /* whitespace after a value: only ';' may follow */
 };
 
-enum { H_NONE = 0, H_CONTENT_LENGTH, H_TRANSFER_ENCODING, H_CONNECTION, H_CONTENT_TYPE };
+enum { H_NONE = 0, H_CONTENT_LENGTH, H_TRANSFER_ENCODING, H_CONNECTION, H_CONTENT_TYPE, H_LOCATION,
+       H_RETRY_AFTER, H_CONTENT_ENCODING };
 
 enum {
 	F_STARTED = 1u << 0,    /* a status line byte was seen (kept across interim responses) */
@@ -62,6 +64,7 @@ enum {
 	F_TE_LAST = 1u << 6,    /* chunked is the last coding so far */
 	F_CLOSE = 1u << 7,      /* Connection: close */
 	F_KEEP_ALIVE = 1u << 8, /* Connection: keep-alive */
+	F_LONG_VALUE = 1u << 9, /* the current field's value did not fit in value[] (Location only) */
 };
 
 /* step() results besides errors */
@@ -75,17 +78,6 @@ static bool is_digit(uint8_t c)
 static bool is_ows(uint8_t c)
 {
 	return c == ' ' || c == '\t';
-}
-
-static int hex_value(uint8_t c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* tchar from RFC 9110 5.6.2 (a switch, not strchr: this runs for every header-name byte) */
@@ -154,6 +146,9 @@ static void reset_response(struct http1_parser *p)
 	p->content_length = -1;
 	p->keep_alive = false;
 	p->content_type[0] = '\0';
+	p->retry_after[0] = '\0';
+	p->content_encoding[0] = '\0';
+	p->location_len = -1;
 	p->flags = F_STARTED;
 }
 
@@ -239,16 +234,29 @@ static void parse_connection(struct http1_parser *p)
 	}
 }
 
-static void copy_content_type(struct http1_parser *p)
+/* The value, truncated to cap - 1 bytes (trailing OWS dropped), NUL-terminated, into out. */
+static void copy_value(const struct http1_parser *p, char *out, size_t cap)
 {
 	size_t n = p->value_len;
 
-	if (n > HTTP1_CONTENT_TYPE_MAX - 1)
-		n = HTTP1_CONTENT_TYPE_MAX - 1;
+	if (n > cap - 1)
+		n = cap - 1;
 	while (n > 0 && is_ows((uint8_t)p->value[n - 1]))
 		n--;
-	memcpy(p->content_type, p->value, n);
-	p->content_type[n] = '\0';
+	memcpy(out, p->value, n);
+	out[n] = '\0';
+}
+
+/* Location: the last one wins; a value that did not fit is remembered as too long (-2). */
+static void copy_location(struct http1_parser *p)
+{
+	if (p->flags & F_LONG_VALUE) {
+		p->location_len = -2;
+		return;
+	}
+	memcpy(p->location, p->value, p->value_len);
+	p->location[p->value_len] = '\0';
+	p->location_len = (int)p->value_len;
 }
 
 /* A field line ended (its CRLF consumed): interpret it when it is one we keep. */
@@ -266,7 +274,16 @@ static int field_done(struct http1_parser *p)
 		parse_connection(p);
 		return 0;
 	case H_CONTENT_TYPE:
-		copy_content_type(p);
+		copy_value(p, p->content_type, sizeof(p->content_type));
+		return 0;
+	case H_LOCATION:
+		copy_location(p);
+		return 0;
+	case H_RETRY_AFTER:
+		copy_value(p, p->retry_after, sizeof(p->retry_after));
+		return 0;
+	case H_CONTENT_ENCODING:
+		copy_value(p, p->content_encoding, sizeof(p->content_encoding));
 		return 0;
 	default:
 		return 0;
@@ -283,6 +300,9 @@ static int header_id_of(const struct http1_parser *p)
 		{ "transfer-encoding", H_TRANSFER_ENCODING },
 		{ "connection", H_CONNECTION },
 		{ "content-type", H_CONTENT_TYPE },
+		{ "location", H_LOCATION },
+		{ "retry-after", H_RETRY_AFTER },
+		{ "content-encoding", H_CONTENT_ENCODING },
 	};
 
 	if ((p->flags & F_TRAILER) || p->name_len >= sizeof(p->name))
@@ -301,8 +321,13 @@ static int value_push(struct http1_parser *p, uint8_t c)
 		p->value[p->value_len++] = (char)c;
 		return 0;
 	}
-	if (is_ows(c) || p->header_id == H_CONTENT_TYPE)
+	if (is_ows(c) || p->header_id == H_CONTENT_TYPE || p->header_id == H_RETRY_AFTER ||
+	    p->header_id == H_CONTENT_ENCODING)
 		return 0;
+	if (p->header_id == H_LOCATION) { /* not an error unless the redirect is followed */
+		p->flags |= F_LONG_VALUE;
+		return 0;
+	}
 	return HTTP1_E_VALUE_TOO_LONG;
 }
 
@@ -449,6 +474,7 @@ static int step_name(struct http1_parser *p, uint8_t c)
 	if (c == ':') {
 		p->header_id = header_id_of(p);
 		p->value_len = 0;
+		p->flags &= ~F_LONG_VALUE;
 		p->state = S_VALUE;
 		return STEP_CONT;
 	}

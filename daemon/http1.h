@@ -62,6 +62,10 @@ struct http1_parser {
 	                               without "Connection: close", or HTTP/1.0 with keep-alive) and
 	                               the body is framed (not FRAMING_EOF) */
 	char content_type[HTTP1_CONTENT_TYPE_MAX]; /* "" when absent; NUL-terminated */
+	char retry_after[64];       /* Retry-After, "" when absent (truncated) */
+	char content_encoding[64];  /* Content-Encoding, "" when absent (truncated) */
+	int location_len;           /* Location: its length in location[], -1 absent, -2 longer than
+	                               HTTP1_VALUE_MAX (then not an error: only following it fails) */
 	uint64_t header_bytes;      /* bytes of status lines, headers and trailers seen so far */
 	uint32_t interim_count;     /* 1xx responses skipped */
 	uint64_t body_bytes;        /* decoded body bytes delivered so far */
@@ -79,8 +83,10 @@ struct http1_parser {
 	uint32_t value_len;
 	uint32_t flags;
 	uint32_t line_len;          /* bytes of the current chunk-size line */
-	char value[HTTP1_VALUE_MAX];/* current interpreted header value, leading OWS skipped; last, so
-	                               init need not clear it */
+	char value[HTTP1_VALUE_MAX];/* current interpreted header value, leading OWS skipped; near the
+	                               end, so init need not clear it */
+	char location[HTTP1_VALUE_MAX + 1]; /* the Location value (location_len bytes + NUL); last: its
+	                               pages are touched only by responses that carry one */
 };
 
 /* Prepare p for one response. head_request: the request was HEAD (no body whatever the headers say).

@@ -1,5 +1,6 @@
 /* json.c - JSON string escaping with UTF-8 validation, and a minimal integer lookup. */
 #include "daemon/json.h"
+#include "daemon/hex.h"
 
 #include <string.h>
 
@@ -121,8 +122,7 @@ static int json_hex4(const char *p)
 {
 	int v = 0;
 	for (int i = 0; i < 4; i++) {
-		char c = p[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		int d = hex_value(p[i]);
 		if (d < 0)
 			return -1;
 		v = v * 16 + d;

@@ -81,6 +81,44 @@ static int result_opt_str(struct buf *b, const char *s)
 	return json_str(b, s, strlen(s)) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0 ? -1 : 0;
 }
 
+int result_hop_add(struct buf *hops, int status, const char *url, size_t len)
+{
+	uint16_t st = (uint16_t)status;
+	uint32_t n = (uint32_t)len;
+	if (buf_reserve(hops, sizeof(st) + sizeof(n) + len) < 0)
+		return -1;
+	buf_append(hops, &st, sizeof(st));
+	buf_append(hops, &n, sizeof(n));
+	buf_append(hops, url, len);
+	return 0;
+}
+
+/* "redirects":[{"url":...,"status":301},...] */
+static int result_hops(struct buf *b, const struct buf *hops)
+{
+	RESULT_LIT(b, ",\"redirects\":[");
+	for (size_t off = 0; hops && off + 6 <= hops->len;) {
+		uint16_t st;
+		uint32_t n;
+		memcpy(&st, hops->p + off, sizeof(st));
+		memcpy(&n, hops->p + off + 2, sizeof(n));
+		off += 6;
+		if (buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+			return -1;
+		RESULT_LIT(b, "{\"url\":");
+		if (json_str(b, hops->p + off, n) < 0 || buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+			return -1;
+		off += n;
+		RESULT_LIT(b, ",\"status\":");
+		result_u64(b, st);
+		RESULT_LIT(b, "}");
+		if (off < hops->len)
+			RESULT_LIT(b, ",");
+	}
+	RESULT_LIT(b, "]");
+	return 0;
+}
+
 void result_init(struct result *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -97,7 +135,7 @@ int result_encode(struct buf *b, const struct result *r)
 		return -1;
 	RESULT_LIT(b, ",\"final_url\":");
 	if (json_str(b, r->final_url ? r->final_url : r->url, r->final_url ? r->final_url_len : r->url_len) < 0 ||
-	    buf_reserve(b, RESULT_FIXED_BYTES) < 0)
+	    buf_reserve(b, RESULT_FIXED_BYTES) < 0 || result_hops(b, r->hops) < 0)
 		return -1;
 	RESULT_LIT(b, ",\"status\":");
 	if (r->status >= 0)
@@ -117,6 +155,16 @@ int result_encode(struct buf *b, const struct result *r)
 	RESULT_LIT(b, ",\"content_type\":");
 	if (result_opt_str(b, r->content_type) < 0)
 		return -1;
+	RESULT_LIT(b, ",\"content_encoding\":");
+	if (result_opt_str(b, r->content_encoding) < 0)
+		return -1;
+	RESULT_LIT(b, ",\"decoded\":");
+	if (r->decoded)
+		RESULT_LIT(b, "true");
+	else
+		RESULT_LIT(b, "false");
+	RESULT_LIT(b, ",\"wire_bytes\":");
+	result_u64(b, r->wire_bytes);
 	RESULT_LIT(b, ",\"ip\":");
 	if (result_opt_str(b, r->ip) < 0)
 		return -1;

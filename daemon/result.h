@@ -14,6 +14,8 @@ struct result {
 	size_t url_len;
 	const char *final_url;   /* NULL: same as url */
 	size_t final_url_len;
+	const struct buf *hops;  /* redirects followed, NULL: none. Records of: u16 status, u32 length
+	                            (host order), that many bytes of the URL that answered with it */
 	int status;              /* < 0: null */
 	const char *err_class;   /* NULL: no error */
 	const char *err_phase;   /* timeouts: which phase; else NULL */
@@ -22,6 +24,9 @@ struct result {
 	bool have_sha;
 	uint8_t sha[32];
 	const char *content_type; /* NULL: null */
+	const char *content_encoding; /* the response's Content-Encoding as sent; NULL: null */
+	bool decoded;             /* ... and the body was decoded from it (body_bytes, body_sha256 decoded) */
+	uint64_t wire_bytes;      /* bytes received on the socket for this request (head, framing, TLS) */
 	const char *ip;           /* NULL or "": null */
 	const char *tls_version;  /* https only; NULL: null */
 	const char *tls_cipher;
@@ -33,6 +38,9 @@ struct result {
 
 /* A result with nothing known yet: every field null or 0. */
 void result_init(struct result *r);
+
+/* Append one hop record to a hops buffer. Returns 0 or -1 (out of memory). */
+int result_hop_add(struct buf *hops, int status, const char *url, size_t len);
 
 /* Append r as one JSON object and a newline. Returns 0 or -1 (out of memory). */
 int result_encode(struct buf *b, const struct result *r);

@@ -44,6 +44,7 @@ static void sched_host_free(struct worker *w, struct host *h)
 		pp = &(*pp)->hash_next;
 	*pp = h->hash_next;
 	w->nhosts--;
+	waitheap_del(&w->waits, &h->wait);
 	free(h);
 }
 
@@ -118,6 +119,7 @@ static struct host *sched_host_get(struct worker *w, const struct url *u)
 	list_init(&h->idle);
 	list_init(&h->ready_link);
 	list_init(&h->dns_link);
+	wait_node_init(&h->wait, WAIT_HOST);
 	if (w->nhosts >= w->hcap)
 		sched_grow(w);
 	h->hash_next = w->htab[hash & (w->hcap - 1)];
@@ -149,13 +151,51 @@ static bool sched_host_defer(struct worker *w, struct host *h)
 	return true;
 }
 
-/* Free h if nothing refers to it any more; else make sure it sits in the ready FIFO if it can start. */
+/* Politeness: the time between two request starts to one host, [politeness] delay_ms (0.5x..1.5x with
+ * random_delay) or 1 / requests_per_s, whichever is longer. */
+static int64_t sched_spacing_ns(struct worker *w)
+{
+	const struct conf *cf = &w->conf;
+	int64_t ns = (int64_t)cf->delay_ms * 1000000;
+	if (ns && !strcmp(cf->random_delay, "yes"))
+		ns = ns / 2 + (int64_t)(worker_random(w) % (uint64_t)(ns + 1));
+	if (cf->requests_per_s && 1000000000 / (int64_t)cf->requests_per_s > ns)
+		ns = 1000000000 / (int64_t)cf->requests_per_s;
+	return ns;
+}
+
+/* h may not start a request before next_ok_ns: off the ready list, into the waitheap till then. */
+static void sched_host_hold(struct worker *w, struct host *h)
+{
+	if (list_linked(&h->ready_link))
+		list_del(&h->ready_link);
+	if (wait_node_queued(&h->wait))
+		return;
+	if (waitheap_add(&w->waits, &h->wait, h->next_ok_ns) < 0) {
+		h->next_ok_ns = 0; /* out of memory: politeness gives way rather than the host stalling */
+		return;
+	}
+	worker_timer(w, h->next_ok_ns, TK_WAIT, 0, 0);
+}
+
+void sched_host_wait_over(struct worker *w, struct host *h)
+{
+	sched_host_changed(w, h);
+}
+
+/* Free h if nothing refers to it any more (and no politeness delay must be remembered); else make sure
+ * it sits in the ready FIFO if it can start. */
 void sched_host_changed(struct worker *w, struct host *h)
 {
-	if (h->queued == 0 && h->nconns == 0 && h->dns != H_RESOLVING) {
+	bool held = h->next_ok_ns > w->now_ns;
+	if (h->queued == 0 && h->nconns == 0 && h->dns != H_RESOLVING && !held) {
 		if (list_linked(&h->ready_link))
 			list_del(&h->ready_link);
 		sched_host_free(w, h);
+		return;
+	}
+	if (held) {
+		sched_host_hold(w, h);
 		return;
 	}
 	if (list_linked(&h->ready_link))
@@ -272,6 +312,10 @@ void sched_requeue(struct worker *w, struct fetch *f)
 void sched_cancel(struct worker *w, struct fetch *f)
 {
 	struct host *h = f->host;
+	if (wait_node_queued(&f->wait)) { /* backing off before a retry */
+		waitheap_del(&w->waits, &f->wait);
+		return;
+	}
 	if (f->state == F_QUEUED) {
 		if (h) {
 			sched_unqueue(h, f);
@@ -355,6 +399,9 @@ void sched_run(struct worker *w)
 		sched_unqueue(h, f);
 		w->inflight++;
 		f->t_start_ns = w->now_ns;
+		int64_t spacing = sched_spacing_ns(w);
+		if (spacing)
+			h->next_ok_ns = w->now_ns + spacing;
 		conn_start(w, f);
 		sched_host_changed(w, h); /* back to the tail: hosts take turns */
 	}

@@ -3,6 +3,7 @@
  * parser is strict where the WHATWG URL Standard is lenient (no whitespace stripping, no IDNA, no
  * percent-decoding of hosts, "//" required) and follows WHATWG for IPv4 host forms. */
 #include "daemon/url.h"
+#include "daemon/hex.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -28,16 +29,6 @@ static int is_digit(int c)
 static int is_alpha(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int hex_value(int c)
-{
-	if (is_digit(c))
-		return c - '0';
-	c = lower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 static int is_host_char(int c)

@@ -42,6 +42,9 @@ int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shar
 	w->efd = -1;
 	w->quota = c->max_inflight / sh->nworkers ? c->max_inflight / sh->nworkers : 1;
 	w->now_ns = ring_now_ns();
+	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)w->now_ns * 2654435761u) ^ ((uint64_t)id << 32 | id);
+	if (!w->rng)
+		w->rng = 1;
 	list_init(&w->ready);
 	list_init(&w->deferred);
 	list_init(&w->tls_wait);
@@ -164,10 +167,31 @@ void worker_stop(struct worker *w)
 	worker_wake(w);
 }
 
+uint64_t worker_random(struct worker *w)
+{
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return w->rng;
+}
+
+/* What waited in the waitheap and is due now. */
+static void worker_waits(struct worker *w)
+{
+	struct wait_node *n;
+	while ((n = waitheap_pop_due(&w->waits, w->now_ns))) {
+		if (n->kind == WAIT_FETCH)
+			fetch_retry_due(w, (struct fetch *)((char *)n - offsetof(struct fetch, wait)));
+		else if (n->kind == WAIT_HOST)
+			sched_host_wait_over(w, (struct host *)((char *)n - offsetof(struct host, wait)));
+	}
+}
+
 static void worker_admit(struct worker *w, struct fetch *f)
 {
 	struct url u;
 	const char *reason;
+	wait_node_init(&f->wait, WAIT_FETCH);
 	list_init(&f->queue_link);
 	list_add_tail(&w->client_fetches[f->client_idx], &f->wlink);
 	if (url_parse(fetch_url(f), fetch_url_len(f), 1, &u, &reason) < 0) { /* the control thread parsed it already */
@@ -239,6 +263,15 @@ void worker_result(struct worker *w, struct fetch *f, const struct result *r)
 	memcpy(w->out_local.p + at, &rec, sizeof(rec));
 }
 
+void worker_reroute(struct worker *w, struct fetch *f)
+{
+	if (list_linked(&f->wlink))
+		list_del(&f->wlink);
+	struct worker_record rec = { f, WORKER_REROUTE };
+	if (buf_append(&w->out_local, &rec, sizeof(rec)) < 0)
+		fetch_fail(w, f, "internal", NULL, "out of memory following a redirect");
+}
+
 static void worker_flush_outbox(struct worker *w)
 {
 	if (w->out_local.len == 0)
@@ -277,6 +310,10 @@ void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, cons
 		struct worker_record rec;
 		memcpy(&rec, b->p + off, sizeof(rec));
 		off += sizeof(rec);
+		if (rec.len == WORKER_REROUTE) {
+			fn(arg, rec.f, NULL, WORKER_REROUTE);
+			continue;
+		}
 		fn(arg, rec.f, b->p + off, rec.len);
 		off += rec.len;
 	}
@@ -326,6 +363,7 @@ static void worker_timers(struct worker *w)
 		else if (ring_ud_op(e.key) == TK_DNS)
 			dns_on_timer(w, e.deadline_ns);
 	}
+	worker_waits(w);
 }
 
 /* Wait for work: a batch of completions under load, at most until the next deadline. */
@@ -355,7 +393,13 @@ static int worker_ring(struct worker *w)
 	unsigned sq = 64;
 	while (sq < w->conf.max_inflight + 64 && sq < 4096)
 		sq <<= 1;
-	return ring_init(&w->ring, sq, RING_RECV_BUFS, RING_RECV_BUF_BYTES);
+	/* Receive buffers: about one per connection of this worker's share, 64..RING_RECV_BUFS. The kernel
+	 * takes them in ring order, so over time it touches every one: they are touched now instead, and
+	 * the daemon's memory is flat from the start rather than creeping up to the same ceiling. */
+	unsigned bufs = 64;
+	while (bufs < w->quota && bufs < RING_RECV_BUFS)
+		bufs <<= 1;
+	return ring_init(&w->ring, sq, bufs, RING_RECV_BUF_BYTES);
 }
 
 static void *worker_main(void *arg)
@@ -428,6 +472,7 @@ void worker_fini(struct worker *w)
 		ring_fini(&w->ring);
 	sched_fini(w);
 	ring_timers_fini(&w->timers);
+	waitheap_fini(&w->waits);
 	if (w->efd >= 0)
 		close(w->efd);
 	/* fetches still here (a stop past its grace time) are freed by their owner, the control

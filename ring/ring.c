@@ -80,6 +80,7 @@ static int ring_bufs_init(struct ring *r, unsigned count, unsigned size)
 		munmap(mem, ring_bytes);
 		return -ENOMEM;
 	}
+	memset(r->bufs, 0, (size_t)count * size); /* resident now: the ring cycles through all of them */
 	r->br = mem;
 	r->buf_count = count;
 	r->buf_size = size;

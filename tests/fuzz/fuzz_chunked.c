@@ -9,6 +9,7 @@
  * Second check: the input bytes are encoded as a valid chunked body (chunk sizes, hex case, leading zeros,
  * extensions and trailers drawn from the input) and the parser must decode exactly the input again. */
 #include "daemon/http1.h"
+#include "daemon/hex.h"
 #include "tests/fuzz/http1_run.h"
 
 #include <stddef.h>
@@ -22,17 +23,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A deliberately simple reading of chunked framing that a strict parser already accepted: hex size,
  * anything up to LF (extensions), data, CRLF; after the 0 chunk, trailer lines up to an empty line.
  * Returns 0 with the decoded bytes in body[0..*sum) and the offset after the framing in *end. */
@@ -45,10 +35,10 @@ static int ref_chunked(const uint8_t *raw, size_t len, size_t pos, uint8_t *body
 		uint64_t chunk = 0;
 		size_t digits = 0;
 
-		while (pos < len && hexval(raw[pos]) >= 0) {
+		while (pos < len && hex_value(raw[pos]) >= 0) {
 			if (chunk >> 56)
 				return -1;
-			chunk = chunk * 16 + (uint64_t)hexval(raw[pos++]);
+			chunk = chunk * 16 + (uint64_t)hex_value(raw[pos++]);
 			digits++;
 		}
 		if (digits == 0 || !(nl = memchr(raw + pos, '\n', len - pos)) || nl == raw + pos || nl[-1] != '\r')

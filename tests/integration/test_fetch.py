@@ -20,8 +20,8 @@ from harness import (REPO, Fetchd, Hostile, Origin, Suite, by_url, fetchctl, fre
 suite = Suite(__file__, timeout=120)
 FETCHD = os.environ.get("FETCHD_BIN", os.path.join(REPO, "build", "fetchd"))
 FETCHCTL = os.environ.get("FETCHCTL_BIN", os.path.join(REPO, "build", "fetchctl"))
-RESULT_KEYS = ["url", "final_url", "status", "error", "body_bytes", "body_sha256", "content_type", "ip",
-               "tls_version", "tls_cipher", "tls_backend", "tls_verified", "timings_ms", "attempts"]
+RESULT_KEYS = ["url", "final_url", "redirects", "status", "error", "body_bytes", "body_sha256", "content_type",
+               "content_encoding", "decoded", "wire_bytes", "ip", "tls_version", "tls_cipher", "tls_backend", "tls_verified", "timings_ms", "attempts"]
 
 
 def ok(r, sha=None):
@@ -323,7 +323,7 @@ def request_carries_host_user_agent_and_basic_auth():
         rc, results, err = submit(d.sock, [url])
         assert rc == 0, results
         expected = (f"GET /echo?q=1 HTTP/1.1\r\nHost: 127.0.0.1:{h.port}\r\nUser-Agent: fetchd/0.1.0\r\n"
-                    "Accept: */*\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n"
+                    "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n"
                     "Authorization: Basic dXNlcjpwQHNz\r\n\r\n").encode()
         import hashlib
         assert results[0]["body_sha256"] == hashlib.sha256(expected).hexdigest(), results[0]

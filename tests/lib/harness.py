@@ -46,6 +46,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import time
 import traceback
 
@@ -480,6 +481,22 @@ class Hostile:
         assert status == 200, "/_stats answered %d" % status
         return json.loads(body)
 
+    def log(self, prefix: str = "") -> list:
+        """The server's request log: [{"t", "method", "target", "conn", "headers"}, ...], oldest first."""
+        if self.server:
+            return self.server.request_log(prefix)
+        status, _, body = http_get(self.port, "/_ctl/log?prefix=" + urllib.parse.quote(prefix, safe=""))
+        assert status == 200, "/_ctl/log answered %d" % status
+        return json.loads(body)
+
+    def set_robots(self, status: int = 200, body: str = "", delay_ms: int = 0):
+        """What /robots.txt answers from now on."""
+        q = urllib.parse.urlencode({"status": status, "body": body, "delay_ms": delay_ms})
+        if self.server:
+            self.server.set_robots(status, body.encode(), delay_ms)
+        else:
+            assert http_get(self.port, "/_ctl/robots?" + q)[0] == 200
+
     def reset(self):
         """Zero connections/requests/by_path; max_open restarts from what is open now."""
         if self.server:
@@ -561,7 +578,8 @@ class Fetchd:
 
     def __init__(self, conf=None, extra_args=(), wait: bool = True, timeout: float = 5.0, env=None,
                  loopback: bool = True):
-        """loopback: add [security] allow_addresses = 127.0.0.0/8, ::1/128 unless conf sets it."""
+        """loopback: add [security] allow_addresses = 127.0.0.0/8, ::1/128 unless conf sets it.
+        A dict conf without a [retry] section gets [retry] times = 0 (tests that want retries say so)."""
         self.dir = tempfile.mkdtemp(prefix="fetchd-test-")
         self.sock = os.path.join(self.dir, "ctl.sock")
         self.conf_path = os.path.join(self.dir, "fetchd.conf")
@@ -572,6 +590,9 @@ class Fetchd:
             conf = dict(conf or {})
             conf["security"] = dict(conf.get("security", {}))
             conf["security"].setdefault("allow_addresses", LOOPBACK_ALLOW)
+        if isinstance(conf, dict) and "retry" not in conf:
+            # One attempt per URL unless a test asks for retries: outcomes and timings stay exact.
+            conf = dict(conf, retry={"times": 0})
         write_conf(self.conf_path, conf)
         argv = shlex.split((env or {}).get("FETCHD_WRAP", os.environ.get("FETCHD_WRAP", "")))
         argv += [_bin("FETCHD_BIN", "fetchd"), "-c", self.conf_path, "-s", self.sock]

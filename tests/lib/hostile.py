@@ -10,6 +10,8 @@ Two ways to use it:
   * as a program:  python3 tests/lib/hostile.py [--host 127.0.0.1] [--port 0]
     prints "PORT <n>" as the first line of stdout, then serves until killed.
   * as a module:   srv = HostileServer(); port = srv.start(); ...; srv.stats(); srv.stop()
+    (plus srv.set_robots(status, body, delay_ms, location), srv.reset_robots(),
+    srv.request_log(prefix), srv.clear_log(), srv.flaky_count(key): the /_ctl/ operations in-process)
 
 Scenarios (numbers are defaults; every body is pattern_bytes(0, len), i.e. "abc...z" repeated):
   /ok?len=1024                200 with Content-Length; keep-alive
@@ -39,13 +41,57 @@ Scenarios (numbers are defaults; every body is pattern_bytes(0, len), i.e. "abc.
                               len is given); other codes without len get Content-Length: 0
   /conn                       body "conn=<connection number> req=<request number on that connection>"
   /echo                       body = the request head exactly as received (to inspect what a client sends)
+  /echo-request               200 application/json {"method": m, "target": t, "headers": [[name, value],
+                              ...]} of the request (header names as sent, in order, values trimmed); HEAD
+                              gets the Content-Length of that JSON and no body
+  /redirect?code=302&to=URL   status `code` (any number), "Location: <to>", Content-Length body "redirect".
+                              `to` is percent-decoded exactly once, byte for byte ("+" stays "+"; send a
+                              space as %20), so it can be relative, absolute, scheme-relative, hold spaces,
+                              non-ASCII or even CR LF; no `to` gives an empty Location. &body=N: an N-byte
+                              pattern body instead; &noloc=1: no Location. Codes 1xx, 204, 304 get no body
+                              and no Content-Length
+  /chain?n=3&code=302&id=     n > 0: `code` to /chain?n=<n-1>&code=<code>&id=<id> (id re-encoded with %XX),
+                              a relative Location (path only), body "redirect"; &abs=1: absolute
+                              http://<Host header's name or the bound address>:<port>/chain?...&abs=1.
+                              n <= 0: 200 body "chain-end id=<id>"
+  /loop?id=&step=0            302 to /loop?id=<id>&step=1, which 302s back to step=0: an endless loop
+  /flaky?key=&fail=2&code=503 requests are counted per key (never reset, see flaky_count()); request number
+                              N <= fail gets `code` with body "flaky N" (&retry_after=V adds "Retry-After:
+                              V", V percent-decoded like `to`, e.g. an HTTP-date), later ones 200 "ok after
+                              N". code=reset: a TCP RST and no response; code=close: close without
+                              answering; code=hang: never answer, hold the connection like /hang
+  /gzip?len=1024&level=6      200 Content-Encoding: gzip, body = gzip (mtime 0) of pattern_body(len) at
+                              `level`, Content-Length framed; &chunked=1&size=4096: chunked instead
+  /deflate?len=1024&raw=0&level=6      same with Content-Encoding: deflate: zlib-wrapped (RFC 1950), or
+                              raw deflate (RFC 1951) with raw=1; &chunked=1&size=4096 as for /gzip
+  /gzip-bomb?mb=1024&level=9  Content-Encoding: gzip, chunked: a gzip stream of `mb` MiB of zero bytes,
+                              compressed on the fly (about 1 KiB per MiB), until done (then the last chunk,
+                              keep-alive) or the client closes
+  /gzip-corrupt?len=1024      /gzip's Content-Length framed body with its 4 middle bytes inverted (xor 0xff):
+                              inflating fails (bad data or bad CRC); keep-alive
+  /gzip-truncated?len=1024    the first half of /gzip's compressed body, with a correct Content-Length for
+                              that half: the HTTP framing is fine, the gzip stream never ends; keep-alive
+  /robots.txt                 whatever /_ctl/robots set (default: 404 "not found\n" like any unknown path)
+  /slow-ok?ms=100&len=1024    like /delay (the request log keeps its arrival time, as for every request)
   anything else               404 with a short body; keep-alive
 Every scenario that would keep the connection alive closes it instead when the query has close=1 or the
 request says "Connection: close".
 
-Control (never counted):
+Control (never counted, never logged; every path starting with /_ctl/ is control too):
   /_stats   JSON {"connections", "open", "max_open", "requests", "raw_open", "by_path"}
   /_reset   zero connections/requests/by_path and set max_open to the current open count
+  /_ctl/robots?status=200&body=&delay_ms=0[&location=URL]   what /robots.txt answers from now on:
+            `status`, the body (form-decoded: "+" is a space, %XX a byte, as urllib.parse.urlencode
+            writes it), after `delay_ms`, with "Location: URL" (decoded like /redirect's `to`) when given;
+            /_ctl/robots?reset=1 restores the 404. Answers 200 "ok"
+  /_ctl/log?prefix=   application/json list of {"t", "method", "target", "conn", "headers"} for the logged
+            requests whose target starts with `prefix` (default: all), oldest first
+  /_ctl/clear         empty the request log; 200 "ok"
+
+Request log: every parsed non-control request is recorded when its head has been read, before it is
+answered: "t" time.time() rounded to microseconds (strictly increasing: a clock step back is clamped),
+"method", "target" as sent, "conn" the connection number (as /conn shows), "headers" [[name, value], ...]
+as in /echo-request. Only the last 100,000 requests are kept.
 
 Counting rule: a connection counts (accepted, open, max_open, and gets a connection number) once it has
 sent its first non-control request, or when it closes without sending any request; so the connection a
@@ -53,6 +99,7 @@ test uses to read /_stats never shows up in the numbers it reads. "raw_open" cou
 """
 
 import argparse
+import collections
 import json
 import random
 import socket
@@ -60,8 +107,9 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
 
 PATTERN = b"abcdefghijklmnopqrstuvwxyz"
 # A block of whole patterns (length divisible by 26) so a slice can start at any pattern offset.
@@ -70,6 +118,11 @@ _BLOCK = PATTERN * (65536 // len(PATTERN) + 2)
 MAX_HEAD = 64 * 1024          # longest request head accepted
 SEND_BUF = 64 * 1024          # Writer flushes at this size
 CONTROL_PATHS = ("/_stats", "/_reset")
+CTL_PREFIX = "/_ctl/"         # every path under it is control as well
+LOG_MAX = 100000              # request log entries kept
+GZ_CACHE = 16                 # compressed pattern bodies kept for /gzip, /deflate...
+# zlib wbits for each Content-Encoding flavour
+WBITS = {"gzip": 31, "deflate": 15, "raw": -15}
 
 
 def pattern_bytes(offset: int, n: int) -> bytes:
@@ -87,6 +140,20 @@ def pattern_bytes(offset: int, n: int) -> bytes:
 def pattern_body(n: int) -> bytes:
     """The body the scenarios send for len=n."""
     return pattern_bytes(0, n)
+
+
+def compress_pattern(n: int, kind: str = "gzip", level: int = 6) -> bytes:
+    """pattern_body(n) compressed: kind "gzip" (mtime 0), "deflate" (zlib-wrapped) or "raw" (raw deflate),
+    exactly what /gzip and /deflate send."""
+    co = zlib.compressobj(level, zlib.DEFLATED, WBITS[kind])
+    out = []
+    off = 0
+    while off < n:
+        take = min(n - off, 1 << 20)
+        out.append(co.compress(pattern_bytes(off, take)))
+        off += take
+    out.append(co.flush())
+    return b"".join(out)
 
 
 class _Writer:
@@ -118,6 +185,7 @@ class _Request:
             raise ValueError("bad request line")
         self.method, self.target, self.version = parts
         self.headers = {}
+        self.header_list = []   # [(name as sent, value), ...] in order, duplicates kept
         for line in lines[1:]:
             if not line:
                 continue
@@ -125,6 +193,7 @@ class _Request:
             if not sep:
                 raise ValueError("bad header line")
             self.headers[name.strip().lower()] = value.strip()
+            self.header_list.append((name.strip(), value.strip()))
         split = urlsplit(self.target)
         self.path = split.path or "/"
         self.query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -140,6 +209,18 @@ class _Request:
             return int(self.query[name])
         except (KeyError, ValueError):
             return default
+
+    def raw_param(self, name: str, form: bool = False):
+        """The last `name` query parameter as bytes, percent-decoded exactly once ("+" stays "+" unless
+        form=True, where it is a space); None when absent."""
+        found = None
+        for part in urlsplit(self.target).query.split("&"):
+            key, _, value = part.partition("=")
+            if unquote_to_bytes(key.replace("+", " ")).decode("latin-1") == name:
+                found = value
+        if found is None:
+            return None
+        return unquote_to_bytes(found.replace("+", " ") if form else found)
 
 
 class _Conn:
@@ -166,6 +247,11 @@ def _head(code: int, headers) -> bytes:
     lines = ["HTTP/1.1 %d %s" % (code, _reason(code))]
     lines += ["%s: %s" % hv for hv in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _bodyless(code: int) -> bool:
+    """Statuses that never carry a body."""
+    return code in (204, 304) or 100 <= code < 200
 
 
 def _rst(sock):
@@ -199,6 +285,11 @@ class HostileServer:
         self.max_open = 0           # most counted connections open at once
         self.requests = 0           # non-control requests read
         self.by_path = {}           # non-control requests per path
+        self._log = collections.deque(maxlen=LOG_MAX)   # request log entries (dicts), oldest first
+        self._log_last = 0.0        # time of the newest log entry
+        self._flaky = {}            # /flaky requests per key
+        self._robots = None         # (status, body, delay_ms, location) set by /_ctl/robots; None: 404
+        self._gz_cache = collections.OrderedDict()      # (kind, len, level) -> compressed body
         self._handlers = {
             "/ok": self._ok, "/chunked": self._chunked, "/eof": self._eof, "/delay": self._delay,
             "/drip": self._drip, "/hang": self._hang, "/headers-forever": self._headers_forever,
@@ -208,6 +299,12 @@ class HostileServer:
             "/extra": self._extra, "/cl-conflict": self._cl_conflict, "/te-cl": self._te_cl,
             "/close": self._close, "/status": self._status, "/conn": self._conn, "/echo": self._echo,
             "/_stats": self._stats, "/_reset": self._reset,
+            "/echo-request": self._echo_request, "/redirect": self._redirect, "/chain": self._chain,
+            "/loop": self._loop, "/flaky": self._flaky_h, "/gzip": self._gzip, "/deflate": self._deflate,
+            "/gzip-bomb": self._gzip_bomb, "/gzip-corrupt": self._gzip_corrupt,
+            "/gzip-truncated": self._gzip_truncated, "/robots.txt": self._robots_txt,
+            "/slow-ok": self._delay,
+            "/_ctl/robots": self._ctl_robots, "/_ctl/log": self._ctl_log, "/_ctl/clear": self._ctl_clear,
         }
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -253,6 +350,46 @@ class HostileServer:
             self.connections = self.requests = 0
             self.by_path = {}
             self.max_open = self.open
+
+    def set_robots(self, status: int = 200, body=b"", delay_ms: int = 0, location=None):
+        """What /robots.txt answers from now on (body and location: bytes or str)."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if isinstance(location, bytes):
+            location = location.decode("latin-1")
+        self._robots = (int(status), bytes(body), int(delay_ms), location)
+
+    def reset_robots(self):
+        """/robots.txt answers 404 again."""
+        self._robots = None
+
+    def request_log(self, prefix: str = "") -> list:
+        """Logged requests whose target starts with prefix, oldest first: dicts with "t", "method",
+        "target", "conn", "headers" ([[name, value], ...])."""
+        with self._lock:
+            entries = list(self._log)
+        return [dict(e, headers=[list(hv) for hv in e["headers"]])
+                for e in entries if e["target"].startswith(prefix)]
+
+    def clear_log(self):
+        """Empty the request log."""
+        with self._lock:
+            self._log.clear()
+
+    def flaky_count(self, key: str = "") -> int:
+        """How many /flaky requests arrived with this key."""
+        with self._lock:
+            return self._flaky.get(key, 0)
+
+    def _record(self, conn, req):
+        """Append a request to the log."""
+        with self._lock:
+            t = round(time.time(), 6)
+            if t <= self._log_last:
+                t = round(self._log_last + 0.000001, 6)
+            self._log_last = t
+            self._log.append({"t": t, "method": req.method, "target": req.target, "conn": conn.number,
+                              "headers": tuple(req.header_list)})
 
     def _accept_loop(self):
         while not self._stopping:
@@ -337,7 +474,7 @@ class HostileServer:
                 except ValueError:
                     sock.sendall(_head(400, [("Content-Length", "0"), ("Connection", "close")]))
                     break
-                control = req.path in CONTROL_PATHS
+                control = req.path in CONTROL_PATHS or req.path.startswith(CTL_PREFIX)
                 if control:
                     conn.control = True
                 else:
@@ -347,6 +484,7 @@ class HostileServer:
                     with self._lock:
                         self.requests += 1
                         self.by_path[req.path] = self.by_path.get(req.path, 0) + 1
+                    self._record(conn, req)
                 handler = self._handlers.get(req.path, self._not_found)
                 keep = handler(conn, req)
                 if not keep or req.wants_close or req.query.get("close") == "1":
@@ -375,6 +513,42 @@ class HostileServer:
             w.write(pattern_bytes(offset, take))
             offset += take
             n -= take
+
+    def _answer(self, conn, req, code, body: bytes, extra=()):
+        """_simple, except that 1xx, 204 and 304 get neither a body nor a Content-Length."""
+        if _bodyless(code):
+            conn.sock.sendall(_head(code, list(extra)))
+            return True
+        return self._simple(conn, req, code, body, extra)
+
+    def _send_chunked(self, w: _Writer, data: bytes, size: int):
+        """data as chunks of `size` bytes plus the last chunk, through w."""
+        for off in range(0, len(data), size):
+            piece = data[off:off + size]
+            w.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        w.write(b"0\r\n\r\n")
+
+    def _compressed(self, kind: str, n: int, level: int) -> bytes:
+        """compress_pattern(n, kind, level), from a small cache."""
+        key = (kind, n, level)
+        with self._lock:
+            data = self._gz_cache.get(key)
+            if data is not None:
+                self._gz_cache.move_to_end(key)
+                return data
+        data = compress_pattern(n, kind, level)
+        with self._lock:
+            self._gz_cache[key] = data
+            while len(self._gz_cache) > GZ_CACHE:
+                self._gz_cache.popitem(last=False)
+        return data
+
+    def _redirect_to(self, conn, req, code: int, location, body: bytes = b"redirect"):
+        """A redirect-like response: `code`, "Location: location" unless None, Content-Length body."""
+        extra = [("Content-Type", "text/plain")]
+        if location is not None:
+            extra.insert(0, ("Location", location))
+        return self._answer(conn, req, code, body, extra)
 
     def _send_cl(self, conn, req, n: int, extra=()):
         """Head with Content-Length n plus an n-byte pattern body, streamed."""
@@ -555,6 +729,147 @@ class HostileServer:
 
     def _echo(self, conn, req):
         return self._simple(conn, req, 200, req.raw + b"\r\n\r\n", [("Content-Type", "text/plain")])
+
+    def _echo_request(self, conn, req):
+        body = json.dumps({"method": req.method, "target": req.target,
+                           "headers": [list(hv) for hv in req.header_list]}).encode()
+        return self._simple(conn, req, 200, body, [("Content-Type", "application/json")])
+
+    def _redirect(self, conn, req):
+        code = req.num("code", 302)
+        to = req.raw_param("to")
+        location = None if req.query.get("noloc") == "1" else (to or b"").decode("latin-1")
+        body = pattern_body(req.num("body", 0)) if "body" in req.query else b"redirect"
+        return self._redirect_to(conn, req, code, location, body)
+
+    def _chain(self, conn, req):
+        n, code, ident = req.num("n", 3), req.num("code", 302), req.query.get("id", "")
+        if n <= 0:
+            return self._simple(conn, req, 200, b"chain-end id=" + ident.encode("utf-8"),
+                                [("Content-Type", "text/plain")])
+        target = "/chain?n=%d&code=%d&id=%s" % (n - 1, code, quote(ident, safe=""))
+        if req.query.get("abs") == "1":
+            host = req.headers.get("host", "")
+            if host.startswith("["):
+                name = host[:host.find("]") + 1] if "]" in host else host
+            else:
+                name = host.partition(":")[0]
+            if not name:
+                name = "[%s]" % self.host if ":" in self.host else self.host
+            target = "http://%s:%d%s&abs=1" % (name, self.port, target)
+        return self._redirect_to(conn, req, code, target)
+
+    def _loop(self, conn, req):
+        step = 1 if req.num("step", 0) == 0 else 0
+        target = "/loop?id=%s&step=%d" % (quote(req.query.get("id", ""), safe=""), step)
+        return self._redirect_to(conn, req, 302, target)
+
+    def _flaky_h(self, conn, req):
+        key, fail, code = req.query.get("key", ""), req.num("fail", 2), req.query.get("code", "503")
+        with self._lock:
+            n = self._flaky[key] = self._flaky.get(key, 0) + 1
+        if n > fail:
+            return self._simple(conn, req, 200, b"ok after %d" % n, [("Content-Type", "text/plain")])
+        if code == "reset":
+            _rst(conn.sock)
+            return False
+        if code == "close":
+            return False
+        if code == "hang":
+            _hold(conn.sock)
+            return False
+        try:
+            status = int(code)
+        except ValueError:
+            status = 503
+        extra = [("Content-Type", "text/plain")]
+        retry = req.raw_param("retry_after")
+        if retry is not None:
+            extra.append(("Retry-After", retry.decode("latin-1")))
+        return self._answer(conn, req, status, b"flaky %d" % n, extra)
+
+    def _send_encoded(self, conn, req, kind: str, encoding: str):
+        """A compressed pattern body: Content-Length framed, or chunked with chunked=1."""
+        data = self._compressed(kind, req.num("len", 1024), req.num("level", 6))
+        w = _Writer(conn.sock)
+        headers = [("Content-Type", "text/plain"), ("Content-Encoding", encoding)]
+        if req.query.get("chunked") == "1":
+            w.write(_head(200, headers + [("Transfer-Encoding", "chunked")]))
+            if req.method != "HEAD":
+                self._send_chunked(w, data, max(1, req.num("size", 4096)))
+        else:
+            w.write(_head(200, [("Content-Length", str(len(data)))] + headers))
+            if req.method != "HEAD":
+                w.write(data)
+        w.flush()
+        return True
+
+    def _gzip(self, conn, req):
+        return self._send_encoded(conn, req, "gzip", "gzip")
+
+    def _deflate(self, conn, req):
+        return self._send_encoded(conn, req, "raw" if req.query.get("raw") == "1" else "deflate",
+                                  "deflate")
+
+    def _gzip_bomb(self, conn, req):
+        mb, level = req.num("mb", 1024), req.num("level", 9)
+        conn.sock.sendall(_head(200, [("Content-Type", "application/octet-stream"),
+                                      ("Content-Encoding", "gzip"), ("Transfer-Encoding", "chunked")]))
+        if req.method == "HEAD":
+            return True
+        co = zlib.compressobj(level, zlib.DEFLATED, WBITS["gzip"])
+        zeros = bytes(1 << 20)
+        for _ in range(mb):
+            if self._stopping:
+                return False
+            out = co.compress(zeros)
+            if out:
+                conn.sock.sendall(b"%x\r\n" % len(out) + out + b"\r\n")
+        out = co.flush()
+        conn.sock.sendall(b"%x\r\n" % len(out) + out + b"\r\n0\r\n\r\n")
+        return True
+
+    def _gzip_corrupt(self, conn, req):
+        data = bytearray(self._compressed("gzip", req.num("len", 1024), 6))
+        mid = len(data) // 2
+        for i in range(max(0, mid - 2), min(len(data), mid + 2)):
+            data[i] ^= 0xFF
+        return self._simple(conn, req, 200, bytes(data),
+                            [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")])
+
+    def _gzip_truncated(self, conn, req):
+        data = self._compressed("gzip", req.num("len", 1024), 6)
+        return self._simple(conn, req, 200, data[:len(data) // 2],
+                            [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")])
+
+    def _robots_txt(self, conn, req):
+        robots = self._robots
+        if robots is None:
+            return self._not_found(conn, req)
+        status, body, delay_ms, location = robots
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000.0)
+        extra = [("Content-Type", "text/plain")]
+        if location is not None:
+            extra.append(("Location", location))
+        return self._answer(conn, req, status, body, extra)
+
+    def _ctl_robots(self, conn, req):
+        if req.query.get("reset") == "1":
+            self.reset_robots()
+        else:
+            loc = req.raw_param("location")
+            self.set_robots(req.num("status", 200), req.raw_param("body", form=True) or b"",
+                            req.num("delay_ms", 0), None if loc is None else loc.decode("latin-1"))
+        return self._simple(conn, req, 200, b"ok", [("Content-Type", "text/plain")])
+
+    def _ctl_log(self, conn, req):
+        body = json.dumps(self.request_log(req.query.get("prefix", ""))).encode()
+        return self._simple(conn, req, 200, body, [("Content-Type", "application/json")])
+
+    def _ctl_clear(self, conn, req):
+        self.clear_log()
+        return self._simple(conn, req, 200, b"ok", [("Content-Type", "text/plain")])
 
     def _not_found(self, conn, req):
         return self._simple(conn, req, 404, b"not found\n", [("Content-Type", "text/plain")])

@@ -9,14 +9,19 @@ Ends with "N passed, N failed" like every suite.
 """
 
 import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+import urllib.error
 import urllib.request
+import zlib
+from urllib.parse import quote, urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -508,6 +513,395 @@ def inprocess_server_and_program_mode():
         p.wait()
 
 
+# ---- redirects, retries, encodings, robots, the request log ---------------------------------------
+
+def ctl(path):
+    """GET a /_ctl/ path on the shared server; the body (asserting 200)."""
+    st, h, body = hget(path)
+    assert st == 200, (path, st, body)
+    return body
+
+
+def log(prefix=""):
+    return json.loads(ctl("/_ctl/log?prefix=" + quote(prefix, safe="")))
+
+
+@suite.test
+def redirect_location_exact():
+    r = Raw(H.port)
+    for code, to in ((302, "/rel/path?x=1&y=2"), (301, "http://example.com:8080/a#f"),
+                     (303, "//other.host/p"),
+                     (307, "/with space/a+b"), (308, "rel/é%41"), (300, "?q"), (399, "x\ty"), (200, "/z")):
+        r.send("/redirect?code=%d&to=%s" % (code, quote(to, safe="")))
+        st, hdrs, raw = r.head()
+        h = dict(hdrs)
+        assert st == code and h["location"].encode("latin-1") == to.encode("utf-8"), (code, to, raw)
+        assert ("\r\nLocation: " + to + "\r\n").encode("utf-8") in raw + b"\r\n", raw
+        assert r.exact(int(h["content-length"])) == b"redirect"
+    r.send("/redirect?to=/x")  # defaults: 302
+    st, hdrs, _ = r.head()
+    assert st == 302 and dict(hdrs)["location"] == "/x" and r.exact(8) == b"redirect"
+    r.send("/redirect?code=301&to=/b&body=3000")
+    st, hdrs, _ = r.head()
+    assert st == 301 and dict(hdrs)["content-length"] == "3000" and r.exact(3000) == pattern_body(3000)
+    r.send("/redirect?code=302&to=/c&noloc=1")
+    st, hdrs, _ = r.head()
+    assert st == 302 and "location" not in dict(hdrs) and r.exact(8) == b"redirect"
+    r.send("/redirect?code=304&to=/d")  # no body, no Content-Length; the connection stays usable
+    st, hdrs, _ = r.head()
+    assert st == 304 and dict(hdrs)["location"] == "/d" and "content-length" not in dict(hdrs)
+    h, body = get_cl(r, "/ok?len=2")
+    assert body == b"ab"
+    # CR LF in `to` goes out as is: a header injection for tests that want one
+    r.send("/redirect?to=%2Fa%0D%0AX-Injected%3A%201")
+    st, hdrs, _ = r.head()
+    assert dict(hdrs)["x-injected"] == "1" and r.exact(8) == b"redirect"
+    r.close()
+
+
+@suite.test
+def chain_relative_and_absolute():
+    r = Raw(H.port)
+    for n in range(4, 0, -1):
+        r.send("/chain?n=%d&code=301&id=X" % n)
+        st, hdrs, _ = r.head()
+        assert st == 301 and dict(hdrs)["location"] == "/chain?n=%d&code=301&id=X" % (n - 1), hdrs
+        r.exact(8)
+    h, body = get_cl(r, "/chain?n=0&code=301&id=X")
+    assert body == b"chain-end id=X"
+    r.send("/chain?n=1&id=a%20b%26c")  # default code 302; id re-encoded
+    st, hdrs, _ = r.head()
+    assert st == 302 and dict(hdrs)["location"] == "/chain?n=0&code=302&id=a%20b%26c", hdrs
+    r.exact(8)
+    h, body = get_cl(r, "/chain?n=0&code=302&id=a%20b%26c")
+    assert body == b"chain-end id=a b&c"
+    r.send("/chain?n=2&code=307&id=Q&abs=1")  # Raw sends "Host: x"
+    st, hdrs, _ = r.head()
+    assert dict(hdrs)["location"] == "http://x:%d/chain?n=1&code=307&id=Q&abs=1" % H.port, hdrs
+    r.exact(8)
+    r.close()
+    # A real client follows the whole chain, relative or absolute.
+    for extra in ("", "&abs=1"):
+        ctl("/_ctl/clear")
+        with urllib.request.urlopen(H.url("/chain?n=5&code=301&id=u%s" % extra), timeout=10) as resp:
+            assert resp.read() == b"chain-end id=u" and resp.url.startswith(H.url("/chain?n=0&"))
+        assert [e["target"] for e in log("/chain")] == [
+            "/chain?n=%d&code=301&id=u%s" % (n, extra) for n in range(5, -1, -1)]
+
+
+@suite.test
+def loop_redirects_forever():
+    st, h, _ = hget("/loop?id=L&step=0")
+    assert st == 302 and h["location"] == "/loop?id=L&step=1"
+    st, h, _ = hget("/loop?id=L&step=1")
+    assert st == 302 and h["location"] == "/loop?id=L&step=0"
+    st, h, _ = hget("/loop?id=L")
+    assert h["location"] == "/loop?id=L&step=1"
+    try:
+        urllib.request.urlopen(H.url("/loop?id=L&step=0"), timeout=10)
+    except urllib.error.HTTPError as e:
+        assert e.code == 302 and "infinite loop" in str(e), e
+    else:
+        raise AssertionError("urllib followed an endless loop to an end")
+
+
+@suite.test
+def flaky_counts_and_retry_after():
+    key = "fc%d" % os.getpid()
+    r = Raw(H.port)
+    for i in (1, 2):  # keep-alive through the failures
+        r.send("/flaky?key=%s&fail=2&code=503&retry_after=120" % key)
+        st, hdrs, _ = r.head()
+        h = dict(hdrs)
+        assert st == 503 and h["retry-after"] == "120", (st, hdrs)
+        assert r.exact(int(h["content-length"])) == b"flaky %d" % i
+    for i in (3, 4):
+        h, body = get_cl(r, "/flaky?key=%s&fail=2&code=503&retry_after=120" % key)
+        assert body == b"ok after %d" % i and "retry-after" not in h
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    r.send("/flaky?key=%s-d&fail=1&code=429&retry_after=%s" % (key, quote(date, safe="")))
+    st, hdrs, _ = r.head()
+    assert st == 429 and dict(hdrs)["retry-after"] == date
+    r.exact(int(dict(hdrs)["content-length"]))
+    h, body = get_cl(r, "/flaky?key=%s-d&fail=1&code=429" % key)  # same key, other parameters
+    assert body == b"ok after 2"
+    r.send("/flaky?key=%s-n&fail=1" % key)  # defaults: 503, no Retry-After
+    st, hdrs, _ = r.head()
+    assert st == 503 and "retry-after" not in dict(hdrs)
+    r.exact(int(dict(hdrs)["content-length"]))
+    r.close()
+    # reset / close / hang: one connection each, then the success
+    for how in ("reset", "close", "hang"):
+        k = "%s-%s" % (key, how)
+        for _ in range(2):
+            r = Raw(H.port)
+            r.send("/flaky?key=%s&fail=2&code=%s" % (k, how))
+            if how == "hang":
+                assert r.silent_for(0.3), "flaky hang answered"
+                r.close()
+                continue
+            data, err = r.until_eof()
+            assert data == b"", (how, data)
+            if how == "reset":
+                assert isinstance(err, ConnectionResetError), err
+            else:
+                assert err is None, err
+        st, h, body = hget("/flaky?key=%s&fail=2&code=%s" % (k, how))
+        assert st == 200 and body == b"ok after 3", (how, st, body)
+    wait_until(lambda: H.stats()["open"] == 0, what="flaky connections closed")
+
+
+def decode(body, kind):
+    return zlib.decompress(body, hostile.WBITS[kind])
+
+
+@suite.test
+def gzip_and_deflate_decode_to_pattern():
+    r = Raw(H.port)
+    for path, kind, magic in (("/gzip?", "gzip", b"\x1f\x8b"), ("/deflate?", "deflate", b"\x78"),
+                              ("/deflate?raw=1&", "raw", b"")):
+        for n in (0, 1, 26, 1000, 100000, 3000000):
+            h, body = get_cl(r, "%slen=%d" % (path, n))
+            assert h["content-encoding"] == ("gzip" if kind == "gzip" else "deflate"), h
+            assert body.startswith(magic) and len(body) < n + 64, (path, n, len(body))
+            assert sha256_hex(decode(body, kind)) == harness.pattern_sha256(n), (path, n)
+            assert body == hostile.compress_pattern(n, kind), (path, n)
+        # chunked framing, through http.client (which undoes the chunking, not the encoding)
+        st, h, body = hget("%slen=200000&chunked=1&size=1000&level=9" % path)
+        assert h["transfer-encoding"] == "chunked" and "content-length" not in h
+        assert sha256_hex(decode(body, kind)) == harness.pattern_sha256(200000)
+        assert body == hostile.compress_pattern(200000, kind, 9)
+    try:
+        zlib.decompress(hget("/deflate?raw=1&len=100")[2])  # raw=1 really has no zlib wrapper
+    except zlib.error:
+        pass
+    else:
+        raise AssertionError("raw deflate decoded as zlib")
+    lvl1, lvl9 = hget("/gzip?len=1000000&level=1")[2], hget("/gzip?len=1000000&level=9")[2]
+    assert lvl1 != lvl9 and decode(lvl1, "gzip") == decode(lvl9, "gzip") == pattern_body(1000000)
+    assert hget("/gzip?len=5000")[2] == hget("/gzip?len=5000")[2]  # deterministic (mtime 0)
+    # chunked on a raw socket: the chunk sizes, then keep-alive
+    r.send("/gzip?len=100000&chunked=1&size=7")
+    st, hdrs, _ = r.head()
+    while not r.buf.endswith(b"\r\n0\r\n\r\n"):
+        r._more()
+    assert r.buf.startswith(b"7\r\n\x1f\x8b")
+    r.buf = b""
+    c = http.client.HTTPConnection("127.0.0.1", H.port, timeout=5)
+    c.request("HEAD", "/gzip?len=100000")
+    resp = c.getresponse()
+    assert resp.getheader("content-length") == str(len(hostile.compress_pattern(100000)))
+    assert resp.read() == b""
+    c.close()
+    h, body = get_cl(r, "/ok?len=3")
+    assert body == b"abc"
+    r.close()
+
+
+@suite.test
+def gzip_corrupt_and_truncated():
+    r = Raw(H.port)
+    for n in (0, 1, 26, 1024, 100000, 2000000):
+        good = hostile.compress_pattern(n)
+        h, body = get_cl(r, "/gzip-corrupt?len=%d" % n)
+        assert h["content-encoding"] == "gzip" and len(body) == len(good)
+        assert sum(a != b for a, b in zip(body, good)) == 4
+        try:
+            out = zlib.decompress(body, 31)
+        except zlib.error:
+            pass
+        else:
+            raise AssertionError("corrupt gzip decoded (len=%d, %d bytes)" % (n, len(out)))
+        h, body = get_cl(r, "/gzip-truncated?len=%d" % n)
+        assert h["content-encoding"] == "gzip" and body == good[:len(good) // 2], n
+        d = zlib.decompressobj(31)
+        out = d.decompress(body)
+        assert not d.eof and pattern_body(n).startswith(out), n
+    h, body = get_cl(r, "/gzip-corrupt")  # default len 1024
+    assert len(body) == len(hostile.compress_pattern(1024))
+    r.close()
+
+
+@suite.test
+def gzip_bomb_streams_and_stops():
+    H.reset()
+    c = http.client.HTTPConnection("127.0.0.1", H.port, timeout=10)
+    c.request("GET", "/gzip-bomb")  # 1 GiB of zeros
+    resp = c.getresponse()
+    assert resp.getheader("content-encoding") == "gzip" and resp.getheader("transfer-encoding") == "chunked"
+    d = zlib.decompressobj(31)
+    decoded = wire = 0
+    while decoded < 64 << 20:
+        data = resp.read1(65536)
+        assert data, "bomb ended early"
+        wire += len(data)
+        out = d.decompress(data, 1 << 24)
+        assert out.count(0) == len(out)
+        decoded += len(out)
+        while d.unconsumed_tail:
+            out = d.decompress(d.unconsumed_tail, 1 << 24)
+            decoded += len(out)
+    assert wire < decoded // 500, (wire, decoded)
+    c.close()
+    wait_until(lambda: H.stats()["open"] == 0, what="bomb thread to notice the close")
+    # A small one to its end: exact size, a proper gzip end, and keep-alive.
+    c = http.client.HTTPConnection("127.0.0.1", H.port, timeout=10)
+    for mb in (3, 0):
+        c.request("GET", "/gzip-bomb?mb=%d&level=1" % mb)
+        body = c.getresponse().read()
+        d = zlib.decompressobj(31)
+        out = d.decompress(body)
+        assert d.eof and len(out) == mb << 20 and out.count(0) == len(out), (mb, len(out))
+    c.request("GET", "/conn")
+    assert c.getresponse().read().endswith(b"req=3")
+    c.close()
+
+
+@suite.test
+def echo_request_get_and_head():
+    r = Raw(H.port)
+    r.s.sendall(b"GET /echo-request?a=1&b=%20 HTTP/1.1\r\nHost: x\r\nX-Mixed-Case:  v 1 \r\n"
+                b"X-Dup: a\r\nX-Dup: b\r\nUser-Agent: t/1\r\n\r\n")
+    st, hdrs, _ = r.head()
+    h = dict(hdrs)
+    assert st == 200 and h["content-type"] == "application/json"
+    got = json.loads(r.exact(int(h["content-length"])))
+    assert got == {"method": "GET", "target": "/echo-request?a=1&b=%20",
+                   "headers": [["Host", "x"], ["X-Mixed-Case", "v 1"], ["X-Dup", "a"], ["X-Dup", "b"],
+                               ["User-Agent", "t/1"]]}, got
+    r.s.sendall(b"HEAD /echo-request HTTP/1.1\r\nHost: y\r\n\r\n")
+    st, hdrs, _ = r.head()
+    want = json.dumps({"method": "HEAD", "target": "/echo-request", "headers": [["Host", "y"]]})
+    assert st == 200 and dict(hdrs)["content-length"] == str(len(want)), (hdrs, want)
+    h, body = get_cl(r, "/ok?len=4")  # nothing followed the HEAD response
+    assert body == b"abcd"
+    r.s.sendall(b"POST /echo-request HTTP/1.1\r\nHost: z\r\nContent-Length: 3\r\n\r\nabc")
+    st, hdrs, _ = r.head()
+    got = json.loads(r.exact(int(dict(hdrs)["content-length"])))
+    assert got["method"] == "POST" and got["headers"][1] == ["Content-Length", "3"]
+    r.close()
+
+
+@suite.test
+def robots_control():
+    ctl("/_ctl/robots?reset=1")
+    H.reset()
+    st, h, body = hget("/robots.txt")
+    assert st == 404 and body == b"not found\n"
+    text = "User-agent: *\nDisallow: /private\nAllow: /a+b%c\n"
+    assert ctl("/_ctl/robots?" + urlencode({"status": 200, "body": text})) == b"ok"
+    st, h, body = hget("/robots.txt")
+    assert st == 200 and body.decode() == text and h["content-type"] == "text/plain"
+    ctl("/_ctl/robots?status=503&delay_ms=300")
+    t = time.monotonic()
+    st, h, body = hget("/robots.txt")
+    assert st == 503 and body == b"" and time.monotonic() - t >= 0.3
+    ctl("/_ctl/robots?status=301&location=%2Frobots2.txt")
+    st, h, body = hget("/robots.txt")
+    assert st == 301 and h["location"] == "/robots2.txt"
+    ctl("/_ctl/robots?body=%FF%00x")  # status defaults to 200; any bytes
+    r = Raw(H.port)
+    h, body = get_cl(r, "/robots.txt")
+    assert body == b"\xff\x00x"
+    r.close()
+    ctl("/_ctl/robots?reset=1")
+    assert hget("/robots.txt")[0] == 404
+    # /_ctl/ requests are control: never counted
+    s = H.stats()
+    assert s["by_path"] == {"/robots.txt": 6}, s
+    st, h, body = hget("/_ctl/nothing")
+    assert st == 404 and H.stats()["requests"] == 6
+
+
+@suite.test
+def request_log_prefix_and_times():
+    ctl("/_ctl/clear")
+    assert log() == []
+    t0 = time.time()
+    r1, r2 = Raw(H.port), Raw(H.port)
+    get_cl(r1, "/flaky?key=log%d&fail=0" % os.getpid())
+    r2.send("/ok?len=1", "X-Test: two\r\n")
+    r2.head()
+    r2.exact(1)
+    get_cl(r1, "/slow-ok?ms=200&len=5")
+    t_slow = time.time()
+    get_cl(r2, "/flaky?key=log%d&fail=0" % os.getpid())
+    hget("/_stats")
+    hget("/_ctl/log?prefix=/")
+    get_cl(r1, "/ok?len=1&x=2")
+    t1 = time.time()
+    r1.close()
+    r2.close()
+    entries = log()
+    assert [e["target"] for e in entries] == [
+        "/flaky?key=log%d&fail=0" % os.getpid(), "/ok?len=1", "/slow-ok?ms=200&len=5",
+        "/flaky?key=log%d&fail=0" % os.getpid(), "/ok?len=1&x=2"], entries
+    ts = [e["t"] for e in entries]
+    assert all(a < b for a, b in zip(ts, ts[1:])) and t0 - 0.001 <= ts[0] and ts[-1] <= t1 + 0.001, ts
+    assert all(round(t, 6) == t for t in ts)
+    assert t_slow - ts[2] >= 0.19, (t_slow, ts[2])  # logged on arrival, before the 200 ms wait
+    conns = [e["conn"] for e in entries]
+    assert conns[0] == conns[2] == conns[4] != conns[1] == conns[3] and min(conns) > 0, conns
+    assert entries[1]["method"] == "GET" and entries[1]["headers"] == [["Host", "x"], ["X-Test", "two"]]
+    flaky = log("/flaky")
+    assert [e["target"] for e in flaky] == [entries[0]["target"], entries[3]["target"]]
+    assert flaky[1] == entries[3]
+    assert [e["target"] for e in log("/ok?len=1&")] == ["/ok?len=1&x=2"]
+    assert log("/nothing") == []
+    st, h, body = hget("/_ctl/log?prefix=%2Fslow-ok")
+    assert h["content-type"] == "application/json" and len(json.loads(body)) == 1
+    assert ctl("/_ctl/clear") == b"ok" and log() == []
+
+
+@suite.test
+def inprocess_new_operations():
+    srv = hostile.HostileServer()
+    port = srv.start()
+    try:
+        srv.set_robots(200, "User-agent: *\nDisallow: /\n")
+        st, h, body = harness.http_get(port, "/robots.txt")
+        assert st == 200 and body == b"User-agent: *\nDisallow: /\n"
+        srv.set_robots(429, b"", delay_ms=100)
+        t = time.monotonic()
+        assert harness.http_get(port, "/robots.txt")[0] == 429 and time.monotonic() - t >= 0.1
+        srv.reset_robots()
+        assert harness.http_get(port, "/robots.txt")[0] == 404
+        harness.http_get(port, "/flaky?key=k&fail=1")
+        harness.http_get(port, "/flaky?key=k&fail=1")
+        assert srv.flaky_count("k") == 2 and srv.flaky_count("other") == 0
+        assert [e["target"] for e in srv.request_log("/flaky")] == ["/flaky?key=k&fail=1"] * 2
+        assert len(srv.request_log()) == 5 and srv.request_log()[0]["conn"] == 1
+        srv.clear_log()
+        assert srv.request_log() == []
+        # Many threads at once: every request logged, times strictly increasing.
+        def worker(i):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for j in range(100):
+                c.request("GET", "/ok?len=1&w=%d&j=%d" % (i, j))
+                c.getresponse().read()
+            c.close()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        entries = srv.request_log("/ok")
+        ts = [e["t"] for e in entries]
+        assert len(entries) == 800 and all(a < b for a, b in zip(ts, ts[1:]))
+        assert len({e["conn"] for e in entries}) == 8
+        # Bounded: only the newest LOG_MAX entries stay.
+        oks = entries
+        conn = hostile._Conn(None)
+        conn.number = 7
+        for i in range(hostile.LOG_MAX + 10 - 800):
+            srv._record(conn, hostile._Request(b"GET /b%d HTTP/1.1\r\nHost: h" % i))
+        entries = srv.request_log()
+        assert len(entries) == hostile.LOG_MAX and entries[-1]["target"] == "/b%d" % (hostile.LOG_MAX - 791)
+        assert srv.request_log("/ok") == oks[10:]  # the 10 oldest went
+    finally:
+        srv.stop()
+
+
 # ---- nginx origin --------------------------------------------------------------------------------
 
 @suite.test
@@ -638,7 +1032,9 @@ def fetchd_helpers_with_stand_ins():
             assert d.alive() and os.path.exists(d.sock)
             with open(d.conf_path) as f:
                 assert f.read() == ("[fetch]\nmax_inflight = 4\nuser_agent = t\n\n"
-                                    "[control]\nmax_clients = 2\n")
+                                    "[control]\nmax_clients = 2\n\n"
+                                    "[security]\nallow_addresses = %s\n\n"
+                                    "[retry]\ntimes = 0\n" % harness.LOOPBACK_ALLOW)
             assert "fake fetchd" in d.log_text() and "['-v']" in d.log_text()
             assert d.fd_count() >= 3 and d.rss_kb() > 1000
             rc, results, err = harness.submit(d.sock, ["http://a/1", "http://b/2"])

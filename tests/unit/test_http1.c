@@ -3,6 +3,7 @@
  * nothing left to read, misuse after DONE, pointers into the caller's buffer); the request builder; and
  * the llhttp-derived corpus in tests/corpus/http1-responses.txt, with intentional differences listed. */
 #include "daemon/http1.h"
+#include "daemon/hex.h"
 #include "tests/unit/test.h"
 
 #include <stdint.h>
@@ -671,8 +672,48 @@ static void test_events(void)
 	CHECK(n == 1 && http1_started(&p), "one status byte: started");
 	CHECK(http1_finish(&p) == HTTP1_E_TRUNCATED, "finish inside the status line");
 	CHECK(feed(&p, "TTP/1.1 200 OK\r\n", &ev) == HTTP1_E_TRUNCATED, "parse after truncation");
-	CHECK(sizeof(struct http1_parser) <= HTTP1_VALUE_MAX + 512, "parser is %zu bytes",
+	CHECK(sizeof(struct http1_parser) <= 2 * HTTP1_VALUE_MAX + 768, "parser is %zu bytes",
 	      sizeof(struct http1_parser));
+}
+
+/* Location, Retry-After and Content-Encoding are kept; a Location too long to keep is not an error. */
+static void test_kept_headers(void)
+{
+	struct http1_parser p;
+	struct http1_ev ev;
+	const char *r = "HTTP/1.1 301 Moved\r\nLocation:  /a/b?c \r\nRetry-After: 120\r\n"
+			"Content-Encoding: gzip\r\nContent-Length: 0\r\n\r\n";
+	http1_parser_init(&p, false, DEF_MAX_HDR);
+	ssize_t n = feed(&p, r, &ev);
+	CHECK(n > 0 && ev.type == HTTP1_EV_HEADERS && p.status == 301, "headers: %zd %d", n, ev.type);
+	CHECK(p.location_len == 6 && strcmp(p.location, "/a/b?c") == 0, "location '%s' (%d)", p.location,
+	      p.location_len);
+	CHECK(strcmp(p.retry_after, "120") == 0 && strcmp(p.content_encoding, "gzip") == 0, "'%s' '%s'",
+	      p.retry_after, p.content_encoding);
+	/* absent, then a second response on the same parser starts clean */
+	http1_parser_init(&p, false, DEF_MAX_HDR);
+	n = feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &ev);
+	CHECK(n > 0 && p.location_len == -1 && !p.retry_after[0] && !p.content_encoding[0], "absent");
+	/* a Location longer than HTTP1_VALUE_MAX: -2, and the response still parses */
+	size_t big = HTTP1_VALUE_MAX + 100;
+	char *resp = malloc(big + 128);
+	int at = sprintf(resp, "HTTP/1.1 302 Found\r\nLocation: /");
+	memset(resp + at, 'x', big);
+	strcpy(resp + at + big, "\r\nContent-Length: 0\r\n\r\n");
+	http1_parser_init(&p, false, DEF_MAX_HDR);
+	n = feed(&p, resp, &ev);
+	CHECK(n > 0 && ev.type == HTTP1_EV_HEADERS && p.location_len == -2, "long Location: %zd %d", n, p.location_len);
+	free(resp);
+	/* exactly HTTP1_VALUE_MAX bytes fit */
+	resp = malloc(HTTP1_VALUE_MAX + 128);
+	at = sprintf(resp, "HTTP/1.1 302 Found\r\nLocation: ");
+	memset(resp + at, 'y', HTTP1_VALUE_MAX);
+	strcpy(resp + at + HTTP1_VALUE_MAX, "\r\nContent-Length: 0\r\n\r\n");
+	http1_parser_init(&p, false, DEF_MAX_HDR);
+	n = feed(&p, resp, &ev);
+	CHECK(n > 0 && p.location_len == HTTP1_VALUE_MAX && strlen(p.location) == HTTP1_VALUE_MAX, "full Location: %d",
+	      p.location_len);
+	free(resp);
 }
 
 static void test_endless_header(void)
@@ -823,15 +864,6 @@ static const struct {
 
 #define NDIFF (sizeof(differences) / sizeof(differences[0]))
 
-static int hex_nibble(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decode hex ("-" is empty) into a new buffer; returns false on malformed input. */
 static bool unhex(const char *s, uint8_t **out, size_t *out_len)
 {
@@ -846,7 +878,7 @@ static bool unhex(const char *s, uint8_t **out, size_t *out_len)
 	if (n % 2)
 		return false;
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_nibble(s[i]), lo = hex_nibble(s[i + 1]);
+		int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;
@@ -1047,6 +1079,7 @@ int main(void)
 	test_table();
 	test_events();
 	test_endless_header();
+	test_kept_headers();
 	test_strerror();
 	test_build_request();
 	test_corpus();

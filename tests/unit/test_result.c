@@ -36,14 +36,25 @@ static void test_success(struct buf *b)
 	r.ttfb_ns = 358500;         /* rounds half up to 0.359 */
 	r.total_ns = 12345678901LL; /* 12345.679 */
 	r.attempts = 1;
+	r.final_url = "http://a/y";
+	r.final_url_len = 10;
+	struct buf hops = { 0 };
+	CHECK(result_hop_add(&hops, 301, "http://a/x", 10) == 0, "hop");
+	r.hops = &hops;
+	r.content_encoding = "gzip";
+	r.decoded = true;
+	r.wire_bytes = 777;
 	const char *want =
-		"{\"url\":\"http://a/x\",\"final_url\":\"http://a/x\",\"status\":200,\"error\":null,\"body_bytes\":1024,"
+		"{\"url\":\"http://a/x\",\"final_url\":\"http://a/y\",\"redirects\":[{\"url\":\"http://a/x\",\"status\":301}],"
+		"\"status\":200,\"error\":null,\"body_bytes\":1024,"
 		"\"body_sha256\":\"0008101820283038404850586068707880889098a0a8b0b8c0c8d0d8e0e8f0f8\","
-		"\"content_type\":\"text/html\",\"ip\":\"127.0.0.1\",\"tls_version\":\"TLSv1.3\","
+		"\"content_type\":\"text/html\",\"content_encoding\":\"gzip\",\"decoded\":true,\"wire_bytes\":777,"
+		"\"ip\":\"127.0.0.1\",\"tls_version\":\"TLSv1.3\","
 		"\"tls_cipher\":\"TLS_AES_128_GCM_SHA256\",\"tls_backend\":\"openssl 3\",\"tls_verified\":false,\"timings_ms\":{\"dns\":0.000,\"connect\":0.214,"
 		"\"tls\":0.000,\"ttfb\":0.359,\"total\":12345.679},\"attempts\":1}\n";
 	const char *got = encode(b, &r);
 	CHECK(strcmp(got, want) == 0, "\n got %s\nwant %s", got, want);
+	buf_free(&hops);
 }
 
 static void test_failure(struct buf *b)
@@ -55,10 +66,10 @@ static void test_failure(struct buf *b)
 	r.err_class = "timeout";
 	r.err_phase = "header";
 	strcpy(r.err_msg, "header timeout after 300 ms");
-	const char *want = "{\"url\":\"http://h/\\\"q\\\"\\\\\",\"final_url\":\"http://h/\\\"q\\\"\\\\\",\"status\":null,"
+	const char *want = "{\"url\":\"http://h/\\\"q\\\"\\\\\",\"final_url\":\"http://h/\\\"q\\\"\\\\\",\"redirects\":[],\"status\":null,"
 			   "\"error\":{\"class\":\"timeout\",\"message\":\"header timeout after 300 ms\","
 			   "\"phase\":\"header\"},\"body_bytes\":0,\"body_sha256\":null,\"content_type\":null,"
-			   "\"ip\":null,\"tls_version\":null,\"tls_cipher\":null,\"tls_backend\":null,"
+			   "\"content_encoding\":null,\"decoded\":false,\"wire_bytes\":0,\"ip\":null,\"tls_version\":null,\"tls_cipher\":null,\"tls_backend\":null,"
 			   "\"tls_verified\":null,\"timings_ms\":{\"dns\":0.000,\"connect\":0.000,\"tls\":0.000,\"ttfb\":0.000,"
 			   "\"total\":0.000},\"attempts\":0}\n";
 	const char *got = encode(b, &r);

@@ -3,6 +3,7 @@
  * the WHATWG URL test data (tests/corpus/urltestdata.txt, made by tests/corpus/url_to_txt.py),
  * where every record must either agree with WHATWG or be rejected by one of our stricter rules. */
 #include "daemon/url.h"
+#include "daemon/hex.h"
 #include "tests/unit/test.h"
 
 #include <arpa/inet.h>
@@ -524,17 +525,6 @@ struct corpus_rec {
 	char target[4096];
 };
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decodes one field (with \xHH escapes) into out; returns its length or -1. */
 static long unescape(const char *f, size_t n, char *out, size_t cap)
 {
@@ -543,8 +533,8 @@ static long unescape(const char *f, size_t n, char *out, size_t cap)
 		if (o + 1 >= cap)
 			return -1;
 		if (f[i] == '\\') {
-			int hi = i + 3 < n ? hex_digit(f[i + 2]) : -1;
-			int lo = i + 3 < n ? hex_digit(f[i + 3]) : -1;
+			int hi = i + 3 < n ? hex_value(f[i + 2]) : -1;
+			int lo = i + 3 < n ? hex_value(f[i + 3]) : -1;
 			if (i + 3 >= n || f[i + 1] != 'x' || hi < 0 || lo < 0)
 				return -1;
 			out[o++] = (char)(hi * 16 + lo);
