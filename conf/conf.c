@@ -98,6 +98,9 @@ static const struct conf_key conf_keys[] = {
 	NUM("politeness", "delay_ms", CONF_T_MS, delay_ms, 0, 3600000, 0),
 	STR("politeness", "random_delay", random_delay, 2, 3, "no", check_yes_no, "yes or no"),
 	NUM("politeness", "requests_per_s", CONF_T_U32, requests_per_s, 0, 100000, 0),
+	STR("politeness", "obey_robots", obey_robots, 2, 3, "no", check_yes_no, "yes or no"),
+	NUM("politeness", "robots_cache_s", CONF_T_U32, robots_cache_s, 1, 604800, 86400),
+	NUM("politeness", "robots_cache_bytes", CONF_T_SIZE, robots_cache_bytes, 64 * KIB, GIB, 16 * MIB),
 
 	STR("dns", "servers", dns_servers, 0, CONF_SERVERS_MAX - 1, "", check_dns_servers,
 	    "comma-separated a.b.c.d[:port] or [ipv6][:port]"),

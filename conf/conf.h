@@ -60,6 +60,9 @@ struct conf {
 	uint32_t delay_ms;               /* between request starts to one host; default 0; 0..3600000 */
 	char random_delay[4];            /* yes: each delay is 0.5x..1.5x delay_ms (as Scrapy); default no */
 	uint32_t requests_per_s;         /* per host; 0 = no limit; default 0; 0..100000 */
+	char obey_robots[4];             /* yes|no: fetch, cache and obey robots.txt; default no */
+	uint32_t robots_cache_s;         /* how long robots.txt rules are kept; default 86400; 1..604800 */
+	uint64_t robots_cache_bytes;     /* memory for kept rules, per worker; default 16 MiB; 64 KiB..1 GiB */
 
 	/* [dns] */
 	char dns_servers[CONF_SERVERS_MAX]; /* servers = "127.0.0.1:5353, [::1]:53"; default "" = resolv.conf */

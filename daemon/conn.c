@@ -538,6 +538,8 @@ static int conn_body(void *arg, const uint8_t *p, size_t n)
 	c->body_bytes += n;
 	if (c->body_bytes > c->fetch->opts.max_body_bytes)
 		return 1;
+	if (c->fetch->internal)
+		robotstxt_body(c->fetch, p, n);
 	if (c->fetch->hash)
 		tls_sha256_update(&c->sha, p, n);
 	return 0;

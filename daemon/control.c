@@ -195,8 +195,7 @@ void control_results(struct fetchd *d)
 
 uint32_t control_worker_of(const struct fetchd *d, const char *host)
 {
-	/* The high half picks the worker: the low bits index the worker's own tables by the same hash. */
-	return (hash_str(host) >> 16) % d->nworkers;
+	return worker_owner(&d->workers[0], host);
 }
 
 /* f follows a redirect: hand it to the worker that owns its new host (it stays the client's). */

@@ -29,6 +29,7 @@ void fetch_set_state(struct fetch *f, enum fetch_state s)
 void fetch_free(struct fetch *f)
 {
 	buf_free(&f->hops);
+	buf_free(&f->body);
 	free(f->cur);
 	free(f);
 }
@@ -74,11 +75,17 @@ static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 	}
 	if (f->conn)
 		fetch_from_conn(w, r, f, f->conn);
+	fetch_set_state(f, F_DONE);
+	if (f->internal) { /* robots.txt: its result is for this worker */
+		robotstxt_done(w, f, r);
+		list_del(&f->wlink);
+		fetch_free(f);
+		return;
+	}
 	if (r->err_class)
 		w->stats.fetches_failed++;
 	else
 		w->stats.fetches_ok++;
-	fetch_set_state(f, F_DONE);
 	worker_result(w, f, r);
 }
 
@@ -165,6 +172,17 @@ void fetch_succeed(struct worker *w, struct fetch *f, struct conn *c)
 	fetch_finish(w, f, &r);
 }
 
+/* An internal fetch's next hop: admitted here when this worker owns the host, else it ends as class
+ * "redirects" (robots.txt then counts as unavailable). */
+static void fetch_internal_hop(struct worker *w, struct fetch *f, const struct url *u)
+{
+	if (worker_owner(w, u->host) != w->id) {
+		fetch_fail(w, f, "redirects", NULL, "robots.txt redirects to a host of another worker");
+		return;
+	}
+	sched_admit(w, f, u);
+}
+
 static bool fetch_is_redirect(int status)
 {
 	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -248,7 +266,10 @@ static void fetch_redirect(struct worker *w, struct fetch *f, struct conn *c)
 	f->conn = NULL;
 	w->inflight--;
 	fetch_set_state(f, F_QUEUED);
-	worker_reroute(w, f);
+	if (f->internal) /* robots.txt: followed here when this worker owns the new host */
+		fetch_internal_hop(w, f, &u);
+	else
+		worker_reroute(w, f);
 }
 
 static bool fetch_retryable_status(int status)

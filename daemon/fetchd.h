@@ -84,6 +84,8 @@ struct fetch {
 	bool stale_retried;      /* already retried once after a reused connection died */
 	bool transient;          /* the failure being reported is a reset or an empty reply: retryable */
 	struct wait_node wait;   /* worker: in its waitheap while backing off before a retry */
+	bool internal;           /* fetchd's own (robots.txt): no client, its result stays in the worker */
+	struct buf body;         /* internal: the body, up to ROBOTS_MAX_BYTES */
 	int64_t t_admit_ns;      /* admitted from the client */
 	int64_t t_start_ns;      /* left the host queue */
 	int64_t dns_ns;          /* time spent waiting for this host's lookup */
@@ -133,6 +135,8 @@ struct host {
 	int64_t dns_expires_ns;  /* the addresses' TTL runs out: new connections look the name up again */
 	struct link dns_link;    /* in the lookup's list of waiting hosts while H_RESOLVING */
 	int64_t next_ok_ns;      /* politeness: no request starts before this */
+	bool robots_fetching;    /* its robots.txt is being fetched: its fetches wait */
+	bool robots_failed;      /* could not even start that fetch: its fetches fail as "robots" */
 	struct wait_node wait;   /* in the worker's waitheap while next_ok_ns is ahead */
 	uint8_t naddrs;
 	union sockaddr_any addrs[FETCHD_MAX_ADDRS];
@@ -225,7 +229,7 @@ struct fetchd_stats {
 	uint64_t fetches_ok, fetches_failed, stale_cqes, conns_opened, conns_reused, stale_retries;
 	uint64_t dns_queries, dns_cache_hits, dns_hosts_file_hits, dns_coalesced;
 	uint64_t tls_handshakes, tls_resumed;
-	uint64_t retries, redirects;
+	uint64_t retries, redirects, robots_fetches, robots_denied;
 };
 
 #define FETCHD_MAX_WORKERS 64
@@ -300,6 +304,10 @@ struct worker {
 	uint8_t plain[RING_RECV_BUF_BYTES]; /* plaintext out of TLS, handled at once */
 	uint8_t decoded[RING_RECV_BUF_BYTES]; /* decoded body bytes, handed on at once */
 	struct waitheap waits;   /* fetches backing off (WAIT_FETCH), hosts waiting for politeness (WAIT_HOST) */
+	struct lrumap *robots;   /* scheme://host:port -> robots.txt rules (robotstxt.c); NULL: not obeyed */
+	size_t robots_bytes;     /* what those hold, within [politeness] robots_cache_bytes */
+	char robots_token[64];   /* the product token robots.txt groups are matched with */
+	struct link robots_fetches; /* internal fetches alive, by wlink (freed at the end if still there) */
 	uint64_t rng;            /* xorshift state: backoff jitter, random politeness delays */
 	struct fetchd_stats stats;
 };
@@ -370,6 +378,7 @@ void worker_reroute(struct worker *w, struct fetch *f); /* f follows a redirect:
 bool worker_budget_take(struct worker *w);   /* one unit of the open-connection budget */
 void worker_budget_give(struct worker *w);
 void worker_hungry(struct worker *w, bool hungry);
+uint32_t worker_owner(const struct worker *w, const char *host); /* the worker a host name belongs to */
 
 /* control.c */
 int control_listen(struct fetchd *d, char *err, size_t errlen);
@@ -394,6 +403,18 @@ void sched_dns_done(struct worker *w, struct host *h, int status, const union so
 void sched_requeue(struct worker *w, struct fetch *f);  /* back to the head of its host queue */
 void sched_trim_idle(struct worker *w);  /* give budget back when other workers wait for it */
 void sched_host_wait_over(struct worker *w, struct host *h); /* its politeness delay ran out */
+struct host *sched_host_find(struct worker *w, const struct url *u); /* NULL when not known */
+
+/* robotstxt.c (worker): [politeness] obey_robots */
+enum { ROBOTS_GO = 0, ROBOTS_WAIT, ROBOTS_DENY };
+int robotstxt_init(struct worker *w, char *err, size_t errlen);
+void robotstxt_fini(struct worker *w);
+/* May f be sent to h now? ROBOTS_WAIT: its robots.txt is being fetched (started here if need be);
+ * ROBOTS_DENY with why. *delay_ns: the host's Crawl-delay, 0 if none. */
+int robotstxt_check(struct worker *w, struct host *h, const struct fetch *f, int64_t *delay_ns, char *why,
+		    size_t whylen);
+void robotstxt_body(struct fetch *f, const uint8_t *p, size_t n); /* an internal fetch's body bytes */
+void robotstxt_done(struct worker *w, struct fetch *f, const struct result *r);
 
 /* conn.c (worker) */
 void conn_start(struct worker *w, struct fetch *f);      /* f just left its host queue */

@@ -81,6 +81,15 @@ void *lrumap_get(struct lrumap *m, const char *key)
 	return e->value;
 }
 
+int lrumap_evict_oldest(struct lrumap *m)
+{
+	if (m->size == 0)
+		return -1;
+	struct lrumap_entry *old = list_entry(m->lru.next, struct lrumap_entry, lru);
+	lrumap_remove(m, lrumap_slot(m, old->key, old->hash));
+	return 0;
+}
+
 static void lrumap_grow(struct lrumap *m)
 {
 	uint32_t n = m->nbuckets * 2;
@@ -111,10 +120,8 @@ int lrumap_put(struct lrumap *m, const char *key, void *value)
 		m->free_value(value);
 		return -1;
 	}
-	if (m->size >= m->max) {
-		struct lrumap_entry *old = list_entry(m->lru.next, struct lrumap_entry, lru);
-		lrumap_remove(m, lrumap_slot(m, old->key, old->hash));
-	}
+	if (m->size >= m->max)
+		lrumap_evict_oldest(m);
 	if (m->size >= m->nbuckets && m->nbuckets < (1u << 24))
 		lrumap_grow(m);
 	e->hash = hash;

@@ -1,5 +1,5 @@
 /* lrumap.h - a bounded map from short strings to owned pointers, least recently used out first.
- * Pure (no I/O, no clock). Used for TLS sessions by host:port; the caller says how to free a value. */
+ * Pure (no I/O, no clock). Used for TLS sessions and robots.txt rules by host:port; the caller says how to free a value. */
 #ifndef FETCHD_LRUMAP_H
 #define FETCHD_LRUMAP_H
 
@@ -18,5 +18,7 @@ void *lrumap_get(struct lrumap *m, const char *key);
  * when full. Returns 0, or -1 (key too long, out of memory: value is freed then). */
 int lrumap_put(struct lrumap *m, const char *key, void *value);
 uint32_t lrumap_size(const struct lrumap *m);
+/* Drop the least recently used entry (freeing its value). Returns 0, or -1 when the map is empty. */
+int lrumap_evict_oldest(struct lrumap *m);
 
 #endif

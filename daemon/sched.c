@@ -100,14 +100,23 @@ static void sched_literal_addr(const struct url *u, union sockaddr_any *a)
 	}
 }
 
-static struct host *sched_host_get(struct worker *w, const struct url *u)
+struct host *sched_host_find(struct worker *w, const struct url *u)
 {
 	uint32_t hash = sched_hash(u->scheme, u->host, u->port);
 	for (struct host *h = w->htab[hash & (w->hcap - 1)]; h; h = h->hash_next)
 		if (h->hash == hash && h->port == u->port && h->scheme == u->scheme &&
 		    strcmp(h->name, u->host) == 0)
 			return h;
-	struct host *h = calloc(1, sizeof(*h));
+	return NULL;
+}
+
+static struct host *sched_host_get(struct worker *w, const struct url *u)
+{
+	uint32_t hash = sched_hash(u->scheme, u->host, u->port);
+	struct host *h = sched_host_find(w, u);
+	if (h)
+		return h;
+	h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
 	h->hash = hash;
@@ -215,7 +224,10 @@ void sched_admit(struct worker *w, struct fetch *f, const struct url *u)
 	}
 	f->host = h;
 	f->t_admit_ns = w->now_ns;
-	list_add_tail(&h->queue, &f->queue_link);
+	if (f->internal) /* robots.txt after a redirect: first, the host's other fetches wait for it */
+		list_add_head(&h->queue, &f->queue_link);
+	else
+		list_add_tail(&h->queue, &f->queue_link);
 	h->queued++;
 	if (h->dns == H_NEW) {
 		h->dns = H_RESOLVING;
@@ -378,6 +390,25 @@ void sched_run(struct worker *w)
 				sched_host_changed(w, h);
 			continue;
 		}
+		struct fetch *head = list_entry(h->queue.next, struct fetch, queue_link);
+		int64_t crawl_delay_ns;
+		char why[200];
+		int verdict = robotstxt_check(w, h, head, &crawl_delay_ns, why, sizeof(why));
+		if (verdict == ROBOTS_WAIT) {
+			if (list_entry(h->queue.next, struct fetch, queue_link) == head)
+				list_del(l); /* robots.txt is on its way: robotstxt_done wakes the host */
+			continue;       /* else its fetch was just put first: start that */
+		}
+		if (verdict == ROBOTS_DENY) {
+			sched_unqueue(h, head);
+			w->stats.robots_denied++;
+			fetch_fail(w, head, "robots", NULL, "%s", why);
+			if (h->queued == 0) {
+				list_del(l);
+				sched_host_changed(w, h);
+			}
+			continue;
+		}
 		if (h->scheme == URL_HTTPS && w->handshakes >= w->conf.tls_max_handshakes && !conn_idle_usable(w, h)) {
 			/* a new https connection waits for a handshake to end (conn_hs_end wakes it) */
 			list_del(l);
@@ -400,6 +431,8 @@ void sched_run(struct worker *w)
 		w->inflight++;
 		f->t_start_ns = w->now_ns;
 		int64_t spacing = sched_spacing_ns(w);
+		if (crawl_delay_ns > spacing)
+			spacing = crawl_delay_ns;
 		if (spacing)
 			h->next_ok_ns = w->now_ns + spacing;
 		conn_start(w, f);

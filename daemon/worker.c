@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "daemon/hash.h"
 #include "daemon/log.h"
 #include "daemon/result.h"
 
@@ -75,7 +76,16 @@ int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shar
 		snprintf(err, errlen, "worker %u: %s", id, w->efd < 0 ? strerror(errno) : "out of memory");
 		return -1;
 	}
+	if (robotstxt_init(w, err, errlen) < 0)
+		return -1;
 	return dns_init(w, err, errlen);
+}
+
+/* Which worker owns a host name: the control thread hands a name's fetches to that one. */
+uint32_t worker_owner(const struct worker *w, const char *host)
+{
+	/* The high half picks the worker: the low bits index the worker's own tables by the same hash. */
+	return (hash_str(host) >> 16) % w->sh->nworkers;
 }
 
 void worker_timer(struct worker *w, int64_t deadline_ns, uint8_t kind, uint32_t gen, uint32_t idx)
@@ -473,6 +483,7 @@ void worker_fini(struct worker *w)
 	sched_fini(w);
 	ring_timers_fini(&w->timers);
 	waitheap_fini(&w->waits);
+	robotstxt_fini(w);
 	if (w->efd >= 0)
 		close(w->efd);
 	/* fetches still here (a stop past its grace time) are freed by their owner, the control

@@ -90,6 +90,9 @@ static void check_bounds(const struct conf *c)
 	YES_NO(follow_redirects);
 	YES_NO(decode);
 	YES_NO(random_delay);
+	YES_NO(obey_robots);
+	RANGE(robots_cache_s, 1, 604800);
+	RANGE(robots_cache_bytes, 64 * 1024, 1024 * 1024 * 1024);
 	n = STRLEN(user_agent);
 	CHECK(n >= 1 && n <= 255 && no_ctl(c->user_agent, false), "user_agent '%s'", c->user_agent);
 	/* [dns] */

@@ -496,6 +496,102 @@ def a_long_politeness_queue_does_not_time_out():
         assert all(r["status"] == 200 for r in res.values()), res
 
 
+# ---- robots.txt ---------------------------------------------------------------------------------
+
+ROBOTS = {"obey_robots": "yes"}
+
+
+def robots_daemon(**politeness):
+    return Fetchd({"daemon": QUIET, "fetch": dict(FETCH, user_agent="FetchBot/2.0 (+https://example)"),
+                   "politeness": dict(ROBOTS, **politeness)})
+
+
+@suite.test
+def robots_rules_from_rfc_9309_are_obeyed_with_one_fetch_per_host():
+    h = hostile()
+    # RFC 9309 5.1's example, with our product token in one of the groups
+    h.set_robots(200, "User-Agent: *\nDisallow: *.gif$\nDisallow: /example/\nAllow: /publications/\n\n"
+                      "User-Agent: foobot\nDisallow:/\nAllow:/example/page.html\nAllow:/example/allowed.gif\n\n"
+                      "User-Agent: FetchBot\nUser-Agent: BazBot\nDisallow: /example/page.html\n"
+                      "Disallow: /*.bin$\nAllow: /ok\n")
+    try:
+        with robots_daemon() as d:
+            paths = {"/ok?len=5&r=1": True, "/example/page.html": False, "/example/other": True,
+                     "/x/file.bin": False, "/x/file.bin?q": True, "/robots.txt": True, "/publications/a.gif": True}
+            urls = {H(p): allowed for p, allowed in paths.items()}
+            res = run(d, list(urls))
+            for u, allowed in urls.items():
+                r = res[u]
+                if allowed:
+                    assert err_class(r) != "robots", r
+                else:
+                    assert err_class(r) == "robots" and r["status"] is None and r["attempts"] == 1, r
+                    assert "disallowed by robots.txt" in r["error"]["message"], r
+                    path = u[len(H("")):]
+                    assert not [e for e in logged(path) if e["target"] == path], "requested anyway: %s" % u
+            assert len(logged("/robots.txt")) == 2, "robots.txt once for the rules, once as a URL"
+            # cached: a second batch does not fetch robots.txt again
+            run(d, [H("/ok?len=5&r=2")], want_rc=0)
+            assert len(logged("/robots.txt")) == 2
+            # another host (localhost:port) has its own robots.txt
+            run(d, [H("/ok?len=5&r=3", "localhost")], want_rc=0)
+            assert len(logged("/robots.txt")) == 3
+    finally:
+        h.set_robots(404, "")
+
+
+@suite.test
+def robots_status_codes_map_to_allow_or_disallow_all():
+    h = hostile()
+    try:
+        for status, allowed in ((404, True), (403, True), (500, False), (503, False)):
+            h.set_robots(status, "User-agent: *\nDisallow: /\n")
+            with robots_daemon() as d:
+                u = H("/ok?len=1&st=%d" % status)
+                r = run(d, [u])[u]
+                if allowed:
+                    assert r["status"] == 200, (status, r)
+                else:
+                    assert err_class(r) == "robots" and "unreachable (status %d)" % status in r["error"]["message"], r
+    finally:
+        h.set_robots(404, "")
+
+
+@suite.test
+def crawl_delay_raises_the_hosts_spacing():
+    h = hostile()
+    h.set_robots(200, "User-agent: fetchbot\nCrawl-delay: 0.3\nAllow: /\n")
+    try:
+        with robots_daemon(delay_ms=50) as d:
+            run(d, [H("/ok?len=1&cd=%d" % i) for i in range(4)], want_rc=0)
+            g = gaps("/ok?len=1&cd=")
+            assert len(g) == 3 and min(g) >= 0.29, g
+    finally:
+        h.set_robots(404, "")
+
+
+@suite.test
+def robots_txt_is_fetched_through_redirects_and_a_slow_one_holds_the_queue():
+    conf = "location = /robots.txt { return 301 /real-robots.txt; }\n"
+    files = {"/real-robots.txt": b"User-agent: *\nDisallow: /1k.html\nCrawl-delay: abc\n"}
+    with Origin(extra_files=files, extra_conf=conf) as o, robots_daemon() as d:
+        res = run(d, [o.url("/1k.html"), o.url("/16k.html")])
+        assert err_class(res[o.url("/1k.html")]) == "robots", res[o.url("/1k.html")]
+        assert res[o.url("/16k.html")]["body_sha256"] == o.sha256["/16k.html"]
+    h = hostile()
+    h.set_robots(200, "User-agent: *\nDisallow: /private\n", delay_ms=400)
+    try:
+        with robots_daemon() as d:
+            t0 = time.monotonic()
+            res = run(d, [H("/private/x"), H("/ok?len=2&slow=1")])
+            assert err_class(res[H("/private/x")]) == "robots"
+            assert res[H("/ok?len=2&slow=1")]["status"] == 200
+            assert time.monotonic() - t0 >= 0.39
+            assert not logged("/private")
+    finally:
+        h.set_robots(404, "")
+
+
 @suite.test
 def shared_daemon_still_healthy():
     d = daemon()

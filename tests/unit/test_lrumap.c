@@ -45,8 +45,14 @@ int main(void)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	CHECK(lrumap_put(m, big, val(9)) == -1 && freed == 3, "long key refused, value freed");
+	/* the gets above touched b, c, d in that order: b is the oldest */
+	CHECK(lrumap_evict_oldest(m) == 0 && freed == 4 && get(m, "b:443") == -1 && lrumap_size(m) == 2,
+	      "evict_oldest takes the least recently used");
 	lrumap_free(m);
 	CHECK(freed == 6, "free releases the rest (%d)", freed);
+	m = lrumap_new(2, count_free);
+	CHECK(lrumap_evict_oldest(m) == -1, "evict on an empty map");
+	lrumap_free(m);
 	m = lrumap_new(1000, count_free);
 	char k[32];
 	for (int i = 0; i < 100000; i++) {
