@@ -93,14 +93,17 @@ soak: all
 FUZZ_CC      ?= clang
 REPLAY_CC    ?= gcc
 FUZZ_SECONDS ?= 60
-FUZZ_ALL     := http1 chunked url conf proto
+FUZZ_ALL     := http1 chunked url conf proto robots decode
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SRC_http1   := daemon/http1.c
 FUZZ_SRC_chunked := daemon/http1.c
 FUZZ_SRC_url     := daemon/url.c
 FUZZ_SRC_conf    := conf/conf.c conf/cidr.c
-FUZZ_SRC_proto   := daemon/proto.c daemon/json.c daemon/buf.c daemon/url.c
+FUZZ_SRC_proto   := daemon/proto.c daemon/json.c daemon/buf.c daemon/url.c daemon/opts.c
 FUZZ_LIBS_conf   := -linih
+FUZZ_SRC_robots  := daemon/robots.c
+FUZZ_SRC_decode  := daemon/decode.c
+FUZZ_LIBS_decode := -lz
 FUZZ_HDRS    := $(wildcard daemon/*.h conf/*.h tests/fuzz/*.h)
 # The project's flags (warnings, -D_GNU_SOURCE, -DFETCHD_VERSION, -I.) without its optimisation level
 # and dependency files.

@@ -13,6 +13,7 @@
 #include "daemon/proto.h"
 #include "tests/fuzz/check.h"
 #include "daemon/protocol.h"
+#include "daemon/opts.h"
 #include "daemon/url.h"
 
 #include <stdbool.h>
@@ -63,6 +64,35 @@ static int frame(const uint8_t *p, size_t len, struct proto_frame *f)
 	return rc;
 }
 
+/* A URL's options, as control.c applies them over a batch's: within the limits, or an error with a
+ * message; the header lines stay well-formed and within their buffer. */
+static void options(const char *s, size_t len)
+{
+	static const struct fetch_opts max = {
+		.method = OPTS_GET, .follow = true, .decode = true, .max_redirects = 10, .retries = 2,
+		.timeout_ms = 120000, .connect_timeout_ms = 10000, .header_timeout_ms = 30000,
+		.idle_timeout_ms = 30000, .max_body_bytes = 1u << 30,
+	};
+	struct fetch_opts o = max;
+	char extra[OPTS_EXTRA_MAX], err[OPTS_ERR_MAX] = "";
+
+	static const char batch[] = "X-Batch: 1\r\n";
+	memcpy(extra, batch, sizeof(batch) - 1);
+	o.extra_len = sizeof(batch) - 1;
+	if (opts_parse(s, len, &max, &o, extra, sizeof(extra), err, sizeof(err)) < 0) {
+		CHECK(err[0] != '\0', "option refused without a message");
+		return;
+	}
+	CHECK(o.extra_len <= sizeof(extra) && o.method <= OPTS_HEAD && o.retries <= max.retries &&
+	      o.timeout_ms >= 1 && o.timeout_ms <= max.timeout_ms && o.max_redirects <= max.max_redirects &&
+	      o.max_body_bytes <= max.max_body_bytes, "options outside the daemon's limits");
+	for (size_t at = 0; at < o.extra_len;) {
+		const char *eol = memmem(extra + at, o.extra_len - at, "\r\n", 2);
+		CHECK(eol && memchr(extra + at, ':', (size_t)(eol - extra) - at), "header lines malformed");
+		at = (size_t)(eol - extra) + 2;
+	}
+}
+
 /* The URL lines of one URLS payload. Returns false when the session ends (no final newline). */
 static bool urls(const uint8_t *p, size_t len)
 {
@@ -84,15 +114,19 @@ static bool urls(const uint8_t *p, size_t len)
 		CHECK(line == (const char *)p + off, "line does not start where the payload does");
 		CHECK(line_len == used - 1 || (line_len == used - 2 && line[line_len] == '\r'),
 		      "line of %zu bytes out of %zu consumed", line_len, used);
-		if (line_len <= MAX_URL_BYTES) { /* control.c rejects longer ones before parsing */
+		const char *tab = memchr(line, '\t', line_len); /* the URL, then its options (opts.h) */
+		size_t url_len = tab ? (size_t)(tab - line) : line_len;
+		if (url_len <= MAX_URL_BYTES) { /* control.c rejects longer ones before parsing */
 			struct url u;
 			const char *reason = NULL;
 
-			if (url_parse(line, line_len, 1, &u, &reason) == 0)
-				CHECK(u.target_off + u.target_len <= line_len && u.port != 0, "URL spans");
+			if (url_parse(line, url_len, 1, &u, &reason) == 0)
+				CHECK(u.target_off + u.target_len <= url_len && u.port != 0, "URL spans");
 			else
 				CHECK(reason != NULL, "url_parse failed without a reason");
 		}
+		if (tab)
+			options(tab + 1, line_len - url_len - 1);
 		off += used;
 	}
 	{
