@@ -311,7 +311,7 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 	if (rc != PROTO_OK) {
 		if (rc == PROTO_E_OPTIONS)
 			snprintf(msg, sizeof(msg), "HELLO \"options\" must be a string of at most %zu bytes",
-				 sizeof(h.options) - 1);
+				 sizeof(h.options) - 4);
 		else
 			snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)",
 				 (long long)h.protocol, FETCHD_PROTO_VERSION);

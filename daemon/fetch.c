@@ -188,10 +188,11 @@ static bool fetch_is_redirect(int status)
 	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-/* Has f already fetched url (the URL it was given, or one of its hops)? */
+/* Has f already fetched url (the URL it was given, one of its hops, or the current one)? */
 static bool fetch_seen(const struct fetch *f, const char *url, size_t len)
 {
-	if (len == f->url_len && memcmp(url, f->url, len) == 0)
+	if ((len == f->url_len && memcmp(url, f->url, len) == 0) ||
+	    (len == fetch_url_len(f) && memcmp(url, fetch_url(f), len) == 0))
 		return true;
 	for (size_t off = 0; off + 6 <= f->hops.len;) {
 		uint32_t n;

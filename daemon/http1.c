@@ -247,6 +247,20 @@ static void copy_value(const struct http1_parser *p, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+/* Content-Encoding: several fields are one list ("br" then "gzip" is "br, gzip"), as RFC 9110 5.3. */
+static void copy_coding(struct http1_parser *p)
+{
+	size_t have = strlen(p->content_encoding);
+	if (have == 0) {
+		copy_value(p, p->content_encoding, sizeof(p->content_encoding));
+		return;
+	}
+	if (have + 3 >= sizeof(p->content_encoding))
+		return; /* already full: the list is cut, and an unknown list is not decoded anyway */
+	memcpy(p->content_encoding + have, ", ", 2);
+	copy_value(p, p->content_encoding + have + 2, sizeof(p->content_encoding) - have - 2);
+}
+
 /* Location: the last one wins; a value that did not fit is remembered as too long (-2). */
 static void copy_location(struct http1_parser *p)
 {
@@ -283,7 +297,7 @@ static int field_done(struct http1_parser *p)
 		copy_value(p, p->retry_after, sizeof(p->retry_after));
 		return 0;
 	case H_CONTENT_ENCODING:
-		copy_value(p, p->content_encoding, sizeof(p->content_encoding));
+		copy_coding(p);
 		return 0;
 	default:
 		return 0;

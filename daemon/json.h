@@ -17,8 +17,9 @@ int json_str(struct buf *b, const void *s, size_t len);
 bool json_get_int(const char *s, size_t len, const char *key, int64_t *out);
 /* Find "key": true|false likewise. */
 bool json_get_bool(const char *s, size_t len, const char *key, bool *out);
-/* Find "key": "string" likewise and unescape it into out (NUL-terminated, at most cap bytes with the
- * NUL). Returns its length, or -1 when absent, not a string, malformed or too long. */
+/* Find "key": "string" likewise and unescape it into out (NUL-terminated; at most cap - 4 bytes, the
+ * room the longest escape needs). Returns its length, or -1 when absent, not a string, malformed or too
+ * long. */
 /* Is there a "key": at all? */
 bool json_has(const char *s, size_t len, const char *key);
 int json_get_str(const char *s, size_t len, const char *key, char *out, size_t cap);

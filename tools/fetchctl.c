@@ -246,14 +246,15 @@ static void count_class(struct counts *n, const char *cls, size_t len)
 }
 
 /* Tally one result line. The daemon writes keys in a fixed order and escapes quotes inside strings,
- * so "status": and "error": can only be the keys themselves. */
+ * so "error": can only be the key itself, and the top-level "status" is the one right after the
+ * "redirects" list (whose entries carry statuses of their own). */
 static void tally(struct counts *n, const char *line, size_t len)
 {
 	n->results++;
-	const char *st = memmem(line, len, "\"status\":", 9);
+	const char *st = memmem(line, len, "],\"status\":", 11);
 	const char *er = memmem(line, len, "\"error\":", 8);
-	if (st && st + 9 < line + len && st[9] >= '0' && st[9] <= '9')
-		count_status(n, atoi(st + 9));
+	if (st && st + 11 < line + len && st[11] >= '0' && st[11] <= '9')
+		count_status(n, atoi(st + 11));
 	if (er && (er + 12 > line + len || strncmp(er + 8, "null", 4) != 0)) {
 		n->failed++;
 		const char *c = memmem(er, len - (size_t)(er - line), "\"class\":\"", 9);

@@ -690,6 +690,11 @@ static void test_kept_headers(void)
 	      p.location_len);
 	CHECK(strcmp(p.retry_after, "120") == 0 && strcmp(p.content_encoding, "gzip") == 0, "'%s' '%s'",
 	      p.retry_after, p.content_encoding);
+	/* several Content-Encoding fields make one list */
+	http1_parser_init(&p, false, DEF_MAX_HDR);
+	n = feed(&p, "HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Encoding:  gzip \r\nContent-Length: 0\r\n\r\n",
+		 &ev);
+	CHECK(n > 0 && strcmp(p.content_encoding, "br, gzip") == 0, "'%s'", p.content_encoding);
 	/* absent, then a second response on the same parser starts clean */
 	http1_parser_init(&p, false, DEF_MAX_HDR);
 	n = feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &ev);
