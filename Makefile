@@ -42,7 +42,8 @@ $(B)/libfetchd.a: $(LIB_OBJ)
 $(B)/fetchd: $(B)/daemon/main.o $(B)/libfetchd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_D)
 
-$(B)/fetchctl: $(B)/tools/fetchctl.o
+FETCHCTL_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard tools/*.c))
+$(B)/fetchctl: $(FETCHCTL_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^
 
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libfetchd.a

@@ -13,11 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon/protocol.h"
+#include "tools/resultline.h"
+#include "tools/urlset.h"
+#include "tools/view.h"
 
 #define EXIT_OK 0
 #define EXIT_USAGE 2
@@ -26,6 +30,7 @@
 #define EXIT_FAILURES 5
 
 #define URLS_FRAME_BYTES 65536 /* payload of one URLS frame we send */
+#define PROGRESS_EVERY_NS 200000000LL /* redraw the progress line at most this often */
 #define MAX_CLASSES 32
 #define MAX_STATUSES 64
 
@@ -53,14 +58,23 @@ struct session {
 	struct bytes frame; /* URLS payload being filled */
 	struct bytes rx;    /* bytes from the daemon */
 	struct counts n;
+	struct view view;   /* how results are shown, and where */
+	struct urlset done_urls; /* --resume: URLs that already have a result */
+	uint64_t skipped;   /* input URLs skipped for that */
+	uint64_t total;     /* URLs in the input, when known up front (a regular file); else 0 */
+	uint64_t body_bytes;
+	bool progress;
+	int64_t progress_at_ns, t0_ns;
 };
+
+static bool progress_drawn; /* the progress line is on stderr now: clear it before other output */
 
 static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void die(int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("fetchctl: ", stderr);
+	fputs(progress_drawn ? "\r\033[Kfetchctl: " : "fetchctl: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -134,6 +148,13 @@ static void pending_flush(struct session *s)
 {
 	if (pending.len == 0)
 		return;
+	const char *tab = memchr(pending.p, '\t', pending.len);
+	if (s->done_urls.n && urlset_has(&s->done_urls, (const char *)pending.p,
+					 tab ? (size_t)(tab - (const char *)pending.p) : pending.len)) {
+		pending.len = 0; /* --resume: it has its result already */
+		s->skipped++;
+		return;
+	}
 	if (pending.len > FETCHD_FRAME_MAX_BYTES - 1)
 		pending.len = FETCHD_FRAME_MAX_BYTES - 1; /* the daemon reports it as too long */
 	if (s->frame.len + pending.len + 1 > URLS_FRAME_BYTES)
@@ -266,17 +287,78 @@ static void tally(struct counts *n, const char *line, size_t len)
 	}
 }
 
+static void progress_clear(struct session *s);
+
 static void on_results(struct session *s, const uint8_t *p, uint32_t len)
 {
-	if (fwrite(p, 1, len, stdout) != len)
-		die(1, "writing results: %s", strerror(errno));
 	const char *line = (const char *)p, *end = line + len;
+	progress_clear(s); /* a human view may share the terminal with the progress line */
 	while (line < end) {
 		const char *nl = memchr(line, '\n', (size_t)(end - line));
 		size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		struct rl_val v;
 		tally(&s->n, line, n);
+		if (rl_get(line, n, "body_bytes", &v) && v.type == RL_NUMBER)
+			s->body_bytes += strtoull(v.p, NULL, 10);
+		view_result(&s->view, line, n);
 		line += n + 1;
 	}
+	if (ferror(s->view.out))
+		die(1, "writing results: %s", strerror(errno));
+}
+
+/* ---- progress: a live line on stderr (a terminal) -------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void progress_clear(struct session *s)
+{
+	(void)s;
+	if (progress_drawn)
+		fputs("\r\033[K", stderr);
+	progress_drawn = false;
+}
+
+static void human_bytes(uint64_t b, char *out, size_t cap)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	int u = 0;
+	while (v >= 1024 && u < 4)
+		v /= 1024, u++;
+	snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/* "1234/5000 done  812/s  in flight 256  errors: timeout 3, dns 1  12.3 MiB  ETA 0:05" */
+static void progress_draw(struct session *s, bool force)
+{
+	int64_t t = now_ns();
+	if (!s->progress || (!force && t - s->progress_at_ns < PROGRESS_EVERY_NS))
+		return;
+	s->progress_at_ns = t;
+	double secs = (double)(t - s->t0_ns) / 1e9, rate = secs > 0 ? (double)s->n.results / secs : 0;
+	char total[32] = "", errs[160] = "", bytes[32], eta[32] = "";
+	if (s->total)
+		snprintf(total, sizeof(total), "/%llu", (unsigned long long)(s->total - s->skipped));
+	size_t at = 0;
+	for (int i = 0; i < MAX_CLASSES && s->n.class_n[i] && i < 4 && at < sizeof(errs); i++)
+		at += (size_t)snprintf(errs + at, sizeof(errs) - at, "%s%s %llu", i ? ", " : "  errors: ",
+				       s->n.class_name[i], (unsigned long long)s->n.class_n[i]);
+	human_bytes(s->body_bytes, bytes, sizeof(bytes));
+	if (s->total && rate > 0 && s->total - s->skipped > s->n.results) {
+		uint64_t left = (uint64_t)((double)(s->total - s->skipped - s->n.results) / rate);
+		snprintf(eta, sizeof(eta), "  ETA %llu:%02llu", (unsigned long long)(left / 60),
+			 (unsigned long long)(left % 60));
+	}
+	fprintf(stderr, "\r\033[K%llu%s done  %.0f/s  in flight %llu%s  %s%s", (unsigned long long)s->n.results,
+		total, rate, (unsigned long long)(s->submitted - s->n.results), errs, bytes, eta);
+	fflush(stderr);
+	progress_drawn = true;
 }
 
 static void on_frame(struct session *s, uint8_t type, const uint8_t *p, uint32_t len)
@@ -292,7 +374,7 @@ static void on_frame(struct session *s, uint8_t type, const uint8_t *p, uint32_t
 		s->done = true;
 		break;
 	case FETCHD_FR_ERROR:
-		fflush(stdout);
+		fflush(s->view.out);
 		die(EXIT_LOST, "fetchd refused the batch: %.*s", (int)len, (const char *)p);
 	default:
 		die(EXIT_LOST, "unexpected frame type 0x%02x from fetchd", type);
@@ -312,7 +394,7 @@ static void read_frames(struct session *s)
 		off += FETCHD_FRAME_HDR_BYTES + len;
 	}
 	/* Results stream: a reader sees them as they arrive, one write per batch received. */
-	if (fflush(stdout) != 0)
+	if (fflush(s->view.out) != 0)
 		die(1, "writing results: %s", strerror(errno));
 	memmove(s->rx.p, s->rx.p + off, s->rx.len - off);
 	s->rx.len -= off;
@@ -339,7 +421,8 @@ static void pump(struct session *s)
 		struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 		if (s->out.len > s->out_off)
 			pfd.events |= POLLOUT;
-		if (poll(&pfd, 1, -1) < 0) {
+		progress_draw(s, false);
+		if (poll(&pfd, 1, s->progress ? (int)(PROGRESS_EVERY_NS / 1000000) : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			die(1, "poll: %s", strerror(errno));
@@ -367,7 +450,7 @@ static void pump(struct session *s)
 			static uint8_t tmp[262144];
 			ssize_t r = recv(s->fd, tmp, sizeof(tmp), 0);
 			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-				fflush(stdout);
+				fflush(s->view.out);
 				die(EXIT_LOST, "fetchd closed the connection after %llu of %llu results%s%s%s",
 				    (unsigned long long)s->n.results, (unsigned long long)s->submitted,
 				    s->send_failed ? " (sending: " : "", s->send_failed ? strerror(s->send_failed) : "",
@@ -402,10 +485,79 @@ static void session_free(void)
 	free(session->rx.p);
 	free(input_line);
 	free(pending.p);
+	urlset_free(&session->done_urls);
+	if (session->view.out && session->view.out != stdout)
+		fclose(session->view.out);
 	if (session->in && session->in != stdin)
 		fclose(session->in);
 	if (session->fd > 0)
 		close(session->fd);
+}
+
+/* --resume FILE: the url of every complete result line in FILE. A last line cut short (the job died
+ * while writing it) has no '\n' and does not count. */
+static void load_resume(struct session *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return; /* nothing done yet */
+		die(EXIT_USAGE, "cannot open %s: %s", path, strerror(errno));
+	}
+	char *line = NULL, url[FETCHD_FRAME_MAX_BYTES];
+	size_t cap = 0;
+	ssize_t r;
+	while ((r = getline(&line, &cap, f)) > 0) {
+		struct rl_val v;
+		if (line[r - 1] != '\n' || !rl_get(line, (size_t)r - 1, "url", &v) || v.type != RL_STRING)
+			continue;
+		size_t n = rl_text(&v, url, sizeof(url));
+		if (urlset_add(&s->done_urls, url, n) < 0)
+			die(1, "out of memory reading %s", path);
+	}
+	free(line);
+	fclose(f);
+}
+
+/* Results appended to path: first cut a last line that was left incomplete. */
+static FILE *open_append(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		die(EXIT_USAGE, "cannot open %s: %s", path, strerror(errno));
+	off_t end = lseek(fd, 0, SEEK_END), keep = end;
+	char c;
+	while (keep > 0 && pread(fd, &c, 1, keep - 1) == 1 && c != '\n')
+		keep--;
+	if (keep != end && ftruncate(fd, keep) < 0)
+		die(1, "cannot cut the incomplete last line of %s: %s", path, strerror(errno));
+	lseek(fd, 0, SEEK_END);
+	FILE *f = fdopen(fd, "a");
+	if (!f)
+		die(1, "fdopen: %s", strerror(errno));
+	return f;
+}
+
+/* The URLs in a regular input file (for the progress line's total and ETA), counted as fill_input
+ * reads them; 0 for a pipe or a terminal. */
+static uint64_t count_urls(FILE *in)
+{
+	struct stat st;
+	if (fstat(fileno(in), &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t n = 0;
+	ssize_t r;
+	while ((r = getline(&line, &cap, in)) >= 0) {
+		char *p = line;
+		size_t len = (size_t)r;
+		if (clean_line(&p, &len) && !option_line(line, p, len))
+			n++;
+	}
+	free(line);
+	rewind(in);
+	return n;
 }
 
 static void usage(FILE *out)
@@ -425,9 +577,40 @@ static void usage(FILE *out)
 		     "  -A, --user-agent UA     User-Agent       --no-follow  do not follow redirects\n"
 		     "  --max-redirects N       --retries N      --no-decode  no gzip/deflate decoding\n"
 		     "  -m, --timeout MS        total time per request (timeout_ms)\n"
+		     "results:\n"
+		     "  --format jsonl|tsv|human  JSON Lines (default), TSV (--fields), or a line per URL for\n"
+		     "                          people (default when stdout is a terminal)\n"
+		     "  --fields A,B,...        TSV columns: result keys, dotted for nested ones (error.class,\n"
+		     "                          timings_ms.total); default url,status,error.class,body_bytes,\n"
+		     "                          timings_ms.total,final_url\n"
+		     "  --output FILE           results to FILE instead of stdout (appended with --resume FILE)\n"
+		     "  --resume FILE           skip URLs that already have a result line in FILE\n"
+		     "  --progress, --no-progress  the live line on stderr (default: on when stderr is a\n"
+		     "                          terminal and -q is not given)\n"
 		     "exit: 0 every URL got an HTTP response, 5 some failed, 3 fetchd unreachable,\n"
 		     "      4 fetchd refused the batch or went away, 2 usage\n",
 		     FETCHD_DEFAULT_SOCKET);
+}
+
+/* Where results go and in which form: human lines on a terminal, JSON Lines elsewhere. */
+static void setup_view(struct session *s, const char *format, const char *fields, const char *output,
+		       const char *resume)
+{
+	static char obuf[1 << 20];
+	char err[160];
+	s->view.out = stdout;
+	if (output)
+		s->view.out = resume && !strcmp(output, resume) ? open_append(output) : fopen(output, "w");
+	if (!s->view.out)
+		die(EXIT_USAGE, "cannot write %s: %s", output, strerror(errno));
+	setvbuf(s->view.out, obuf, _IOFBF, sizeof(obuf));
+	int f = format ? view_format_of(format) : (!output && isatty(STDOUT_FILENO)) ? VIEW_HUMAN : VIEW_JSONL;
+	if (f < 0)
+		die(EXIT_USAGE, "--format must be jsonl, tsv or human, not '%s'", format);
+	s->view.format = (enum view_format)f;
+	if (fields && (s->view.format != VIEW_TSV || view_set_fields(&s->view, fields, err, sizeof(err)) < 0))
+		die(EXIT_USAGE, "%s", s->view.format != VIEW_TSV ? "--fields needs --format tsv" : err);
+	view_begin(&s->view);
 }
 
 int main(int argc, char **argv)
@@ -435,7 +618,10 @@ int main(int argc, char **argv)
 	const char *sock = getenv("FETCHD_SOCKET");
 	bool quiet = false, hash = true;
 	static struct bytes opts;
-	enum { O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE };
+	enum { O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE, O_FORMAT, O_FIELDS, O_OUTPUT,
+	       O_RESUME, O_PROGRESS, O_NO_PROGRESS };
+	const char *format = NULL, *fields = NULL, *output = NULL, *resume = NULL;
+	int progress = -1;
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },  { "quiet", no_argument, NULL, 'q' },
 		{ "no-hash", no_argument, NULL, O_NO_HASH }, { "version", no_argument, NULL, 'V' },
@@ -445,7 +631,10 @@ int main(int argc, char **argv)
 		{ "no-follow", no_argument, NULL, O_NO_FOLLOW },
 		{ "max-redirects", required_argument, NULL, O_MAX_REDIRECTS },
 		{ "retries", required_argument, NULL, O_RETRIES }, { "no-decode", no_argument, NULL, O_NO_DECODE },
-		{ "timeout", required_argument, NULL, 'm' }, { NULL, 0, NULL, 0 },
+		{ "timeout", required_argument, NULL, 'm' }, { "format", required_argument, NULL, O_FORMAT },
+		{ "fields", required_argument, NULL, O_FIELDS }, { "output", required_argument, NULL, O_OUTPUT },
+		{ "resume", required_argument, NULL, O_RESUME }, { "progress", no_argument, NULL, O_PROGRESS },
+		{ "no-progress", no_argument, NULL, O_NO_PROGRESS }, { NULL, 0, NULL, 0 },
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "s:qVho:X:IH:A:m:", longopts, NULL)) != -1) {
@@ -467,6 +656,12 @@ int main(int argc, char **argv)
 		case O_MAX_REDIRECTS: add_option(&opts, "max_redirects", optarg); break;
 		case O_RETRIES: add_option(&opts, "retries", optarg); break;
 		case O_NO_DECODE: add_option(&opts, "decode", "no"); break;
+		case O_FORMAT: format = optarg; break;
+		case O_FIELDS: fields = optarg; break;
+		case O_OUTPUT: output = optarg; break;
+		case O_RESUME: resume = optarg; break;
+		case O_PROGRESS: progress = 1; break;
+		case O_NO_PROGRESS: progress = 0; break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -486,10 +681,15 @@ int main(int argc, char **argv)
 	s.in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
 	if (!s.in)
 		die(EXIT_USAGE, "cannot open %s: %s", file, strerror(errno));
-	static char obuf[1 << 20];
-	setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
+	setup_view(&s, format, fields, output, resume);
+	if (resume)
+		load_resume(&s, resume);
+	s.progress = progress == 1 || (progress == -1 && !quiet && isatty(STDERR_FILENO));
+	if (s.progress)
+		s.total = count_urls(s.in);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	s.t0_ns = now_ns();
 	s.fd = connect_daemon(sock);
 	char head[128];
 	int n = snprintf(head, sizeof(head), "{\"protocol\":%d,\"client\":\"fetchctl/%s\",\"hash\":%s",
@@ -507,11 +707,17 @@ int main(int argc, char **argv)
 	free(hello.p);
 	free(opts.p);
 	pump(&s);
-	if (fflush(stdout) != 0)
+	if (fflush(s.view.out) != 0)
 		die(1, "writing results: %s", strerror(errno));
+	progress_draw(&s, true);
+	if (s.progress)
+		fputc('\n', stderr);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!quiet)
 		summary(&s, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (!quiet && s.skipped)
+		fprintf(stderr, "  skipped %llu URLs that already have a result in %s\n",
+			(unsigned long long)s.skipped, resume);
 	if (s.n.results != s.submitted) {
 		fprintf(stderr, "fetchctl: %llu URLs submitted but %llu results received\n",
 			(unsigned long long)s.submitted, (unsigned long long)s.n.results);
