@@ -76,6 +76,10 @@ demo: deps-check
 	@$(MAKE) --no-print-directory all
 	@python3 tools/demo.py
 
+# The integration suites with fetchd under valgrind memcheck (slow; not part of check).
+valgrind: all
+	@tests/valgrind.sh $(VALGRIND_SUITES)
+
 # Not part of check: minutes long, and its figures are only meaningful on a quiet machine.
 bench: all
 	@tools/deps.sh ensure-bench
@@ -151,8 +155,42 @@ fuzz-replay-build: $(FUZZ_TARGETS:%=build-fuzz/replay_%)
 
 .PHONY: fuzz fuzz-build fuzz-merge fuzz-replay fuzz-replay-build
 
+# ---- Installing: `make install` (PREFIX=/usr/local, DESTDIR for staging). fetchd and fetchctl go to
+# $(PREFIX)/bin, the units (ExecStart rewritten to BINDIR and SYSCONFDIR) to $(PREFIX)/lib/systemd/system,
+# the sysusers snippet to $(PREFIX)/lib/sysusers.d; /etc/fetchd/fetchd.conf is installed only when absent.
+# `make uninstall` removes them all, and the configuration only when it is still the shipped one.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL_UNIT_SED := -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/fetchd/|$(SYSCONFDIR)/fetchd/|g'
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/fetchd
+	install -m 0755 $(B)/fetchd $(B)/fetchctl $(DESTDIR)$(BINDIR)/
+	for u in fetchd.service fetchd.socket; do \
+		sed $(INSTALL_UNIT_SED) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 systemd/fetchd.sysusers $(DESTDIR)$(SYSUSERSDIR)/fetchd.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf ]; then \
+		echo "install: keeping the existing $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf"; \
+	else install -m 0644 conf/fetchd.conf $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf; fi
+	@[ -n "$(DESTDIR)" ] || echo "install: now run: systemd-sysusers && systemctl daemon-reload && systemctl enable --now fetchd.socket"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/fetchd $(DESTDIR)$(BINDIR)/fetchctl
+	rm -f $(DESTDIR)$(UNITDIR)/fetchd.service $(DESTDIR)$(UNITDIR)/fetchd.socket $(DESTDIR)$(SYSUSERSDIR)/fetchd.conf
+	@if cmp -s conf/fetchd.conf $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf; rmdir $(DESTDIR)$(SYSCONFDIR)/fetchd 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf ]; then \
+		echo "uninstall: keeping $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf (it was edited)"; fi
+
+.PHONY: install uninstall
+
 clean:
 	rm -rf build build-*
 
-.PHONY: all deps deps-check unit units check asan demo bench soak clean
+.PHONY: all deps deps-check unit units check asan demo bench soak valgrind clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

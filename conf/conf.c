@@ -56,9 +56,12 @@ static int check_family(const char *value, char *bad, size_t badlen);
 static int check_tls_version(const char *value, char *bad, size_t badlen);
 static int check_yes_no(const char *value, char *bad, size_t badlen);
 static int check_addresses(const char *value, char *bad, size_t badlen);
+static int check_ids(const char *value, char *bad, size_t badlen);
 
 #define ADDRESSES_EXPECT \
 	"comma-separated IPv4 or IPv6 addresses, each optionally /prefix, at most 64 entries"
+
+#define IDS_EXPECT "comma-separated decimal ids 0..4294967294, at most 64 entries"
 
 #define FIELD(f) offsetof(struct conf, f), sizeof(((struct conf *)0)->f)
 #define NUM(sec, name, type, f, lo, hi, def) { sec, name, type, FIELD(f), lo, hi, def, NULL, NULL, NULL }
@@ -75,6 +78,8 @@ static const struct conf_key conf_keys[] = {
 	NUM("control", "client_window", CONF_T_U32, client_window, 0, 1000000, 0),
 	NUM("control", "client_buffer_bytes", CONF_T_SIZE, client_buffer_bytes, 64 * KIB, GIB, 4 * MIB),
 	NUM("control", "max_url_bytes", CONF_T_SIZE, max_url_bytes, 256, 65536, 8192),
+	STR("control", "allow_uids", allow_uids, 0, CONF_IDS_MAX - 1, "", check_ids, IDS_EXPECT),
+	STR("control", "allow_gids", allow_gids, 0, CONF_IDS_MAX - 1, "", check_ids, IDS_EXPECT),
 
 	NUM("fetch", "max_inflight", CONF_T_U32, max_inflight, 1, 100000, 1024),
 	NUM("fetch", "per_host_connections", CONF_T_U32, per_host_connections, 1, 10000, 8),
@@ -497,12 +502,16 @@ static bool conf_server_ok(const char *s, size_t n)
 	return conf_addr_ok(AF_INET, s, (size_t)(colon - s)) && conf_port_ok(colon, n - (size_t)(colon - s));
 }
 
-static int check_dns_servers(const char *value, char *bad, size_t badlen)
+typedef bool (*conf_entry_fn)(const char *s, size_t n, void *arg);
+
+/* Call ok on each comma-separated entry of value, trimmed of blanks ("" has no entries). Returns 0, or
+ * -1 with the first entry ok refuses copied into bad. */
+static int conf_each_entry(const char *value, conf_entry_fn ok, void *arg, char *bad, size_t badlen)
 {
 	const char *p = value;
 
 	if (*p == '\0')
-		return 0; /* use /etc/resolv.conf */
+		return 0;
 	for (;;) {
 		size_t n = strcspn(p, ",");
 		const char *next = p + n;
@@ -511,7 +520,7 @@ static int check_dns_servers(const char *value, char *bad, size_t badlen)
 		n -= blank;
 		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;
-		if (!conf_server_ok(p, n)) {
+		if (!ok(p, n, arg)) {
 			conf_echo(bad, badlen, p, n);
 			return -1;
 		}
@@ -519,6 +528,17 @@ static int check_dns_servers(const char *value, char *bad, size_t badlen)
 			return 0;
 		p = next + 1;
 	}
+}
+
+static bool conf_server_entry(const char *s, size_t n, void *arg)
+{
+	return conf_server_ok(s, n);
+}
+
+/* "" uses /etc/resolv.conf. */
+static int check_dns_servers(const char *value, char *bad, size_t badlen)
+{
+	return conf_each_entry(value, conf_server_entry, NULL, bad, badlen);
 }
 
 /* The address policy's CIDR lists ("127.0.0.0/8, ::1/128"); the same parser the policy uses. */
@@ -529,6 +549,41 @@ static int check_addresses(const char *value, char *bad, size_t badlen)
 	const char *reason;
 
 	return cidr_parse_list(value, list, CIDR_LIST_MAX, &n, bad, badlen, &reason);
+}
+
+struct conf_ids {
+	uint32_t *ids;
+	size_t max, n;
+};
+
+/* One trimmed id, 1..10 digits and at most 4294967294 ((uid_t)-1 is no id), added to the list. */
+static bool conf_id_entry(const char *s, size_t n, void *arg)
+{
+	struct conf_ids *l = arg;
+	const char *end;
+	uint64_t v;
+
+	if (l->n == l->max || n > 10 || conf_parse_digits(s, &v, &end) < 0 || end != s + n || v >= UINT32_MAX)
+		return false;
+	l->ids[l->n++] = (uint32_t)v;
+	return true;
+}
+
+int conf_id_list(const char *s, uint32_t *ids, size_t max, size_t *n, char *bad, size_t badlen)
+{
+	struct conf_ids l = { ids, max, 0 };
+	int rc = conf_each_entry(s, conf_id_entry, &l, bad, badlen);
+
+	*n = l.n;
+	return rc;
+}
+
+static int check_ids(const char *value, char *bad, size_t badlen)
+{
+	uint32_t ids[CONF_IDS_ENTRIES];
+	size_t n;
+
+	return conf_id_list(value, ids, CONF_IDS_ENTRIES, &n, bad, badlen);
 }
 
 /* ---- loading a file ---- */

@@ -12,6 +12,8 @@
 #define CONF_SERVERS_MAX 512
 #define CONF_ADDRS_MAX 1024
 #define CONF_ERR_MAX 512
+#define CONF_IDS_MAX 1024    /* allow_uids, allow_gids: bytes of text */
+#define CONF_IDS_ENTRIES 64  /* ... and ids in each list */
 
 #ifndef FETCHD_VERSION
 #error "FETCHD_VERSION comes from the Makefile (-DFETCHD_VERSION=...)"
@@ -32,6 +34,14 @@ struct conf {
 	uint64_t client_buffer_bytes;    /* per-client budget for queued URL bytes + unsent result bytes;
 	                                    default 4 MiB; 64 KiB..1 GiB */
 	uint32_t max_url_bytes;          /* longest URL accepted; default 8192; 256..65536 */
+	/* Who may use the socket, checked with SO_PEERCRED on every connection: uid 0 and the daemon's
+	 * own effective uid always may. Then, when both lists are empty (the default), a peer whose
+	 * primary or supplementary group owns the socket file (its group when fetchd started); else a
+	 * peer whose uid is in allow_uids, or whose primary or supplementary group is in allow_gids (the
+	 * socket's group no longer counts). Lists: comma-separated decimal ids 0..4294967294, at most 64
+	 * each; default "" */
+	char allow_uids[CONF_IDS_MAX];   /* allow_uids */
+	char allow_gids[CONF_IDS_MAX];   /* allow_gids */
 
 	/* [fetch] */
 	uint32_t max_inflight;           /* default 1024; 1..100000 */
@@ -107,6 +117,10 @@ int conf_load_stream(struct conf *c, FILE *f, const char *name, char *err, size_
  * (without file and line). */
 int conf_set(struct conf *c, const char *section, const char *key, const char *value, char *err,
 	     size_t errlen);
+
+/* Parse an id list ("0, 1000,65534"; "" is none) into ids[0..*n), at most max entries, each
+ * 0..4294967294. Returns 0, or -1 with the bad entry (or the first one too many) copied into bad. */
+int conf_id_list(const char *s, uint32_t *ids, size_t max, size_t *n, char *bad, size_t badlen);
 
 /* Derived values: the client window after "auto" is resolved. */
 uint32_t conf_client_window(const struct conf *c);

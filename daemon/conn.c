@@ -360,6 +360,9 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	conn_decode_end(c);
 	c->t_req_ns = w->now_ns;
 	c->requests++;
+	/* Politeness spaces what the server sees: a request that took long to connect moves the next one */
+	if (h->spacing_ns && h->next_ok_ns < w->now_ns + h->spacing_ns)
+		h->next_ok_ns = w->now_ns + h->spacing_ns;
 	http1_parser_init(&c->parser, f->opts.method == OPTS_HEAD, w->conf.max_header_bytes);
 	tls_sha256_init(&c->sha);
 	fetch_set_state(f, F_SENDING);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/access.h"
 #include "daemon/hash.h"
 #include "daemon/opts.h"
 #include "daemon/json.h"
@@ -21,6 +23,7 @@
 #include "daemon/proto.h"
 #include "daemon/protocol.h"
 #include "daemon/result.h"
+#include "daemon/sdlisten.h"
 
 #define CONTROL_IN_MIN_BYTES 65536
 #define CONTROL_RESULTS_FRAME_BYTES 262144 /* close a RESULTS frame beyond this */
@@ -30,6 +33,17 @@
 #define CONTROL_FLUSH_DELAY_NS (2 * 1000000LL)
 #define CONTROL_FLUSH_BYTES 65536
 #define CONTROL_ACCEPT_RETRY_NS (100 * 1000000LL) /* accept again after running out of descriptors */
+
+/* Take the spare descriptor back after it was spent on a shortage. A worker may grab the descriptor
+ * that came free first: then try again on a timer, so the spare never stays lost. */
+static void control_reserve(struct fetchd *d)
+{
+	if (d->reserve_fd >= 0)
+		return;
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (d->reserve_fd < 0 && !d->stopping)
+		fetchd_timer(d, d->now_ns + CONTROL_ACCEPT_RETRY_NS, TK_ACCEPT, 0, 0);
+}
 
 static uint64_t client_ud(const struct client *c, uint8_t op)
 {
@@ -44,15 +58,9 @@ static void control_arm_accept(struct fetchd *d)
 	d->accept_armed = true;
 }
 
-int control_listen(struct fetchd *d, char *err, size_t errlen)
+/* The client table, every slot free. */
+static int control_clients_init(struct fetchd *d, char *err, size_t errlen)
 {
-	const char *path = d->conf.socket_path;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "socket path too long: %s", path);
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
 	d->client_cap = d->conf.max_clients;
 	d->clients = calloc(d->client_cap, sizeof(*d->clients));
 	d->client_free = calloc(d->client_cap, sizeof(*d->client_free));
@@ -66,6 +74,19 @@ int control_listen(struct fetchd *d, char *err, size_t errlen)
 		d->client_free[i] = d->client_cap - 1 - i;
 	}
 	d->nclient_free = d->client_cap;
+	return 0;
+}
+
+/* Bind [control] socket ourselves (mode 0660): the listening descriptor, or -1 with err set. */
+static int control_bind(struct fetchd *d, char *err, size_t errlen)
+{
+	const char *path = d->conf.socket_path;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
@@ -92,7 +113,52 @@ int control_listen(struct fetchd *d, char *err, size_t errlen)
 			close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* The socket systemd handed over (socket activation): the descriptor, -1 when there is none, or -2
+ * with err set when there is one fetchd cannot use. It is neither moved, nor chmod'ed, nor removed. */
+static int control_activated(struct fetchd *d, char *err, size_t errlen)
+{
+	char why[256];
+	unsigned nfds;
+	int fd, rc = sdlisten_fd(&fd, &nfds, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(err, errlen, "socket activation: %s", why);
+		return -2;
+	}
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un sun = { 0 };
+	socklen_t len = sizeof(sun) - 1; /* keeps a NUL after the path */
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) < 0 || len <= offsetof(struct sockaddr_un, sun_path))
+		sun.sun_path[0] = 0;
+	log_info("socket activation: listening on %s (file descriptor %d from the service manager)",
+		 sun.sun_path[0] ? sun.sun_path : "an unnamed socket", fd);
+	if (nfds > 1)
+		log_warn("socket activation: LISTEN_FDS=%u: only the first socket is used", nfds);
+	if (sun.sun_path[0]) /* what logs and the access rule (the socket file's group) refer to */
+		snprintf(d->conf.socket_path, sizeof(d->conf.socket_path), "%s", sun.sun_path);
+	d->listen_activated = true;
+	return fd;
+}
+
+int control_listen(struct fetchd *d, char *err, size_t errlen)
+{
+	if (control_clients_init(d, err, errlen) < 0)
+		return -1;
+	int fd = control_activated(d, err, errlen);
+	if (fd == -1)
+		fd = control_bind(d, err, errlen);
+	if (fd < 0)
+		return -1;
 	d->listen_fd = fd;
+	struct stat st;
+	uint32_t gid = stat(d->conf.socket_path, &st) == 0 && S_ISSOCK(st.st_mode) ? (uint32_t)st.st_gid : ACCESS_NO_GID;
+	if (access_init(&d->access, &d->conf, (uint32_t)geteuid(), gid) < 0) {
+		snprintf(err, errlen, "[control] allow_uids or allow_gids: not a list of ids");
+		return -1;
+	}
 	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* a spare, for running out (accept) */
 	control_arm_accept(d);
 	return 0;
@@ -132,6 +198,7 @@ static void client_result(struct fetchd *d, struct client *c, const struct resul
 			  size_t len)
 {
 	c->results++;
+	d->results_sent++;
 	if (c->out.len == 0)
 		c->out_since_ns = d->now_ns;
 	if (c->open_frame == CONTROL_NO_FRAME) {
@@ -442,8 +509,7 @@ static void client_free(struct fetchd *d, struct client *c)
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
 	d->client_free[d->nclient_free++] = c->idx;
 	d->nclients--;
-	if (d->reserve_fd < 0) /* spent on a shortage: a descriptor just came free */
-		d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	control_reserve(d); /* spent on a shortage: a descriptor just came free */
 	control_arm_accept(d); /* a slot is free again */
 }
 
@@ -519,6 +585,7 @@ static bool client_hold(struct fetchd *d, struct client *c)
 
 void control_accept_retry(struct fetchd *d)
 {
+	control_reserve(d);
 	control_arm_accept(d);
 }
 
@@ -586,11 +653,52 @@ void control_service(struct fetchd *d)
 			worker_wake(&d->workers[i]);
 }
 
+/* Tell a connecting peer why it is turned away (one ERROR frame, best effort), log it, close. */
+static void control_refuse(struct fetchd *d, int fd, const char *why, const struct ucred *cred)
+{
+	struct buf b = { 0 };
+	uint8_t hdr[FETCHD_FRAME_HDR_BYTES] = { 0 };
+	buf_append(&b, hdr, sizeof(hdr));
+	buf_append(&b, "{\"error\":", 9);
+	json_str(&b, why, strlen(why));
+	buf_append(&b, "}", 1);
+	if (b.len > FETCHD_FRAME_HDR_BYTES) {
+		fetchd_frame_hdr(b.p, (uint32_t)(b.len - FETCHD_FRAME_HDR_BYTES), FETCHD_FR_ERROR);
+		ssize_t sent = send(fd, b.p, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)sent;
+	}
+	buf_free(&b);
+	close(fd);
+	log_warn("refused a client: %s (pid=%d uid=%u max_clients=%u)", why, (int)cred->pid, (unsigned)cred->uid,
+		 d->conf.max_clients);
+	control_reserve(d);
+}
+
+/* A peer that may connect: take a free slot, and start reading its frames. */
+static void control_client_open(struct fetchd *d, int fd, const struct ucred *cred)
+{
+	struct client *c = &d->clients[d->client_free[--d->nclient_free]];
+	uint32_t idx = c->idx, gen = c->gen;
+	memset(c, 0, sizeof(*c));
+	c->idx = idx, c->gen = gen, c->fd = fd;
+	c->state = CL_OPEN;
+	c->id = ++d->next_client_id;
+	c->open_frame = CONTROL_NO_FRAME;
+	list_init(&c->fetches);
+	list_init(&c->dirty_link);
+	c->pid = cred->pid, c->uid = cred->uid;
+	d->nclients++;
+	log_info("client %u connected pid=%d uid=%u", c->id, (int)c->pid, (unsigned)c->uid);
+	ring_poll(&d->ring, fd, POLLRDHUP, client_ud(c, OP_CLIENT_RDHUP));
+	c->rdhup_armed = true;
+	c->ops++;
+	client_arm_recv(d, c);
+}
+
 static void control_on_accept(struct fetchd *d, int res)
 {
 	d->accept_armed = false;
-	if (d->reserve_fd < 0) /* the shortage may be over */
-		d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	control_reserve(d); /* the shortage may be over */
 	if (res < 0) {
 		if (res != -ECANCELED)
 			log_warn("accept: %s", strerror(-res));
@@ -607,42 +715,23 @@ static void control_on_accept(struct fetchd *d, int res)
 		return;
 	}
 	int fd = res;
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		cred.uid = (uid_t)-1, cred.gid = (gid_t)-1; /* unknown: only the lists could allow it, and do not */
+	char denied[96];
 	const char *refuse = d->stopping ? "fetchd is stopping"
 			     : d->reserve_fd < 0 ? "fetchd is out of file descriptors"
 			     : d->nclient_free == 0 ? "too many clients" : NULL;
-	if (refuse) {
-		char msg[96];
-		int n = snprintf(msg, sizeof(msg), "{\"error\":\"%s\"}", refuse);
-		uint8_t frame[FETCHD_FRAME_HDR_BYTES + sizeof(msg)];
-		fetchd_frame_hdr(frame, (uint32_t)n, FETCHD_FR_ERROR);
-		memcpy(frame + FETCHD_FRAME_HDR_BYTES, msg, (size_t)n);
-		ssize_t sent = send(fd, frame, FETCHD_FRAME_HDR_BYTES + (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-		(void)sent;
-		close(fd);
-		log_warn("refused a client: %s (max_clients=%u)", refuse, d->conf.max_clients);
-		if (d->reserve_fd < 0)
-			d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	} else {
-		struct client *c = &d->clients[d->client_free[--d->nclient_free]];
-		uint32_t idx = c->idx, gen = c->gen;
-		memset(c, 0, sizeof(*c));
-		c->idx = idx, c->gen = gen, c->fd = fd;
-		c->state = CL_OPEN;
-		c->id = ++d->next_client_id;
-		c->open_frame = CONTROL_NO_FRAME;
-		list_init(&c->fetches);
-		list_init(&c->dirty_link);
-		struct ucred cred = { 0 };
-		socklen_t clen = sizeof(cred);
-		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
-		c->pid = cred.pid, c->uid = cred.uid;
-		d->nclients++;
-		log_info("client %u connected pid=%d uid=%u", c->id, (int)c->pid, (unsigned)c->uid);
-		ring_poll(&d->ring, fd, POLLRDHUP, client_ud(c, OP_CLIENT_RDHUP));
-		c->rdhup_armed = true;
-		c->ops++;
-		client_arm_recv(d, c);
+	if (!refuse && access_check(&d->access, fd, &cred) < 0) {
+		snprintf(denied, sizeof(denied), "permission denied: uid %u is not allowed (see [control] allow_uids)",
+			 (unsigned)cred.uid);
+		refuse = denied;
 	}
+	if (refuse)
+		control_refuse(d, fd, refuse, &cred);
+	else
+		control_client_open(d, fd, &cred);
 	control_arm_accept(d);
 }
 
@@ -710,7 +799,8 @@ void control_stop(struct fetchd *d)
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd); /* the armed accept completes with an error or is cancelled at exit */
 		d->listen_fd = -1;
-		unlink(d->conf.socket_path);
+		if (!d->listen_activated) /* systemd's socket stays for the next start */
+			unlink(d->conf.socket_path);
 	}
 	for (uint32_t i = 0; i < d->client_cap; i++)
 		if (d->clients[i].state == CL_OPEN)
@@ -735,7 +825,8 @@ void control_fini(struct fetchd *d)
 	}
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
-		unlink(d->conf.socket_path);
+		if (!d->listen_activated)
+			unlink(d->conf.socket_path);
 	}
 	free(d->clients);
 	free(d->client_free);

@@ -152,6 +152,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 {
 	memset(d, 0, sizeof(*d));
 	d->conf = *c;
+	service_init(d); /* first: fetchd_fini expects its descriptor set */
 	if (engine_fit_fds(d, engine_nworkers(c), err, errlen) < 0)
 		return -1;
 	d->listen_fd = d->signal_fd = d->efd = d->reserve_fd = -1;
@@ -175,7 +176,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 		return -1;
 	log_info("started version=%s ring=%s workers=%u max_inflight=%u per_host_connections=%u socket=%s tls=%s",
 		 FETCHD_VERSION, ring_mode(&d->ring), d->nworkers, d->conf.max_inflight, c->per_host_connections,
-		 c->socket_path, tls_backend_name());
+		 d->conf.socket_path, tls_backend_name());
 	return 0;
 }
 
@@ -205,6 +206,7 @@ static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
 			d->stop_deadline_ns = d->now_ns + ENGINE_STOP_GRACE_NS;
 			fetchd_timer(d, d->stop_deadline_ns, TK_STOP, 0, 0);
 			control_stop(d);
+			service_stopping(d);
 			for (uint32_t i = 0; i < d->nworkers; i++)
 				worker_stop(&d->workers[i]);
 		}
@@ -245,6 +247,8 @@ static void engine_timers(struct fetchd *d)
 			control_on_timer(d, ring_ud_idx(e.key), ring_ud_gen(e.key));
 		else if (ring_ud_op(e.key) == TK_ACCEPT)
 			control_accept_retry(d);
+		else if (ring_ud_op(e.key) == TK_STATUS || ring_ud_op(e.key) == TK_WATCHDOG)
+			service_on_timer(d, ring_ud_op(e.key));
 		/* TK_STOP: the loop condition looks at the deadline */
 	}
 }
@@ -294,6 +298,7 @@ int fetchd_run(struct fetchd *d)
 	static struct ring_cqe cqes[FETCHD_REAP_BATCH];
 	engine_arm_signal(d);
 	ring_read(&d->ring, d->efd, &d->efd_val, sizeof(d->efd_val), ring_ud(OP_WAKE, 0, 0));
+	service_ready(d); /* the socket listens and every worker's ring is up (fetchd_init) */
 	while (!engine_done(d)) {
 		int64_t next = ring_timers_next(&d->timers), wait_ns = -1;
 		if (next != INT64_MAX) {
@@ -345,4 +350,5 @@ void fetchd_fini(struct fetchd *d)
 		close(d->signal_fd);
 	if (d->efd >= 0)
 		close(d->efd);
+	service_fini(d);
 }

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "conf/conf.h"
+#include "daemon/access.h"
 #include "daemon/addrpolicy.h"
 #include "daemon/buf.h"
 #include "daemon/decode.h"
@@ -29,6 +30,7 @@
 #include "daemon/list.h"
 #include "daemon/lrumap.h"
 #include "daemon/opts.h"
+#include "daemon/sdnotify.h"
 #include "daemon/sockaddr.h"
 #include "daemon/url.h"
 #include "daemon/waitheap.h"
@@ -65,6 +67,8 @@ enum op {
 	TK_ACCEPT,
 	TK_WAIT,        /* something in the worker's waitheap may be due */
 	TK_STOP,
+	TK_STATUS,      /* control: time to send systemd a STATUS= line (service.c) */
+	TK_WATCHDOG,    /* control: time to ping systemd's watchdog (service.c) */
 };
 
 
@@ -135,6 +139,7 @@ struct host {
 	int64_t dns_expires_ns;  /* the addresses' TTL runs out: new connections look the name up again */
 	struct link dns_link;    /* in the lookup's list of waiting hosts while H_RESOLVING */
 	int64_t next_ok_ns;      /* politeness: no request starts before this */
+	int64_t spacing_ns;      /* the spacing drawn for the last request started */
 	bool robots_fetching;    /* its robots.txt is being fetched: its fetches wait */
 	bool robots_failed;      /* could not even start that fetch: its fetches fail as "robots" */
 	struct wait_node wait;   /* in the worker's waitheap while next_ok_ns is ahead */
@@ -326,10 +331,12 @@ struct fetchd {
 	struct ring_timers timers;
 	int64_t now_ns;
 	int listen_fd;
+	bool listen_activated;   /* listen_fd came from systemd (socket activation): never unlink it */
+	struct access access;    /* who may connect ([control] allow_uids, allow_gids) */
 	int reserve_fd;          /* /dev/null, kept to be closed when accept runs out of descriptors */
 	bool accept_armed;
 	int signal_fd;
-	uint8_t siginfo[128];
+	_Alignas(8) uint8_t siginfo[128]; /* read as a struct signalfd_siginfo: keep it aligned */
 	bool signal_armed;
 	int efd;                 /* = sh.control_efd: workers' results are waiting */
 	uint64_t efd_val;
@@ -345,7 +352,13 @@ struct fetchd {
 	uint32_t window;         /* resolved client window */
 	struct fetch_opts opts_default; /* what a batch starts from: the daemon's settings */
 	uint64_t wake_mask;      /* workers handed fetches this turn: wake them at its end */
+	uint64_t results_sent;   /* results queued to clients since the start (STATUS=) */
 	struct fetchd_stats stats;
+	/* systemd (service.c) */
+	struct sdnotify notify;  /* $NOTIFY_SOCKET; off when unset */
+	bool notify_failed;      /* a send failed already: later failures are logged at debug level */
+	int64_t watchdog_ns;     /* ping period (half of $WATCHDOG_USEC); 0: no watchdog */
+	char status[SDNOTIFY_MSG_MAX]; /* the last STATUS= sent */
 };
 
 /* engine.c: the control thread's loop */
@@ -353,6 +366,13 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 int fetchd_run(struct fetchd *d);
 void fetchd_fini(struct fetchd *d);
 void fetchd_timer(struct fetchd *d, int64_t deadline_ns, uint8_t kind, uint32_t gen, uint32_t idx);
+
+/* service.c (control thread): systemd's notification protocol */
+void service_init(struct fetchd *d);      /* read $NOTIFY_SOCKET and $WATCHDOG_USEC */
+void service_ready(struct fetchd *d);     /* READY=1, then STATUS= each second and the watchdog */
+void service_on_timer(struct fetchd *d, uint8_t kind); /* TK_STATUS or TK_WATCHDOG is due */
+void service_stopping(struct fetchd *d);  /* STOPPING=1 */
+void service_fini(struct fetchd *d);
 
 /* worker.c: a worker thread and the messages to and from it */
 int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shared *sh, uint32_t client_cap,

@@ -433,6 +433,7 @@ void sched_run(struct worker *w)
 		int64_t spacing = sched_spacing_ns(w);
 		if (crawl_delay_ns > spacing)
 			spacing = crawl_delay_ns;
+		h->spacing_ns = spacing; /* counted again from the moment the request goes out (conn.c) */
 		if (spacing)
 			h->next_ok_ns = w->now_ns + spacing;
 		conn_start(w, f);

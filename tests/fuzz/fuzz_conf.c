@@ -57,6 +57,32 @@ static bool no_ctl(const char *s, bool tab_ok)
 	return true;
 }
 
+/* An id list: NUL-terminated within its array, at most 1023 bytes, only digits, commas and blanks,
+ * at most 64 entries, each of 1..10 digits below 4294967295 (counted here, not with conf_id_list). */
+static void check_ids(const char *s, size_t cap, const char *name)
+{
+	size_t n = field_len(s, cap, name), entries = 0, digits = 0;
+	uint64_t v = 0;
+
+	CHECK(n <= 1023, "%s of %zu bytes", name, n);
+	for (size_t i = 0; i <= n; i++) {
+		if (s[i] >= '0' && s[i] <= '9') {
+			CHECK(++digits <= 10, "%s: an id of more than 10 digits", name);
+			v = v * 10 + (uint64_t)(s[i] - '0');
+			continue;
+		}
+		CHECK(s[i] == ',' || s[i] == ' ' || s[i] == '\t' || s[i] == '\0', "%s: '%c' in '%s'", name, s[i], s);
+		if (digits && (s[i] == ',' || s[i] == '\0')) {
+			CHECK(v < 4294967295ULL, "%s: id %llu", name, (unsigned long long)v);
+			entries++;
+			digits = 0;
+			v = 0;
+		}
+	}
+	CHECK(entries <= 64, "%s: %zu entries", name, entries);
+	CHECK(n == 0 || entries >= 1, "%s: '%s' without an id", name, s);
+}
+
 static void check_bounds(const struct conf *c)
 {
 	size_t n;
@@ -71,6 +97,8 @@ static void check_bounds(const struct conf *c)
 	RANGE(client_window, 0, 1000000);
 	RANGE(client_buffer_bytes, 64 * KIB, GIB);
 	RANGE(max_url_bytes, 256, 65536);
+	check_ids(c->allow_uids, sizeof(c->allow_uids), "allow_uids");
+	check_ids(c->allow_gids, sizeof(c->allow_gids), "allow_gids");
 	/* [fetch] */
 	RANGE(max_inflight, 1, 100000);
 	RANGE(per_host_connections, 1, 10000);

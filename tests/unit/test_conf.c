@@ -25,6 +25,8 @@ static const struct expect {
 	{ "control", "client_window", "0", true, false, 0, 1000000 },
 	{ "control", "client_buffer_bytes", "4194304", true, true, 65536, 1073741824 },
 	{ "control", "max_url_bytes", "8192", true, true, 256, 65536 },
+	{ "control", "allow_uids", "", false, false, 0, 0 },
+	{ "control", "allow_gids", "", false, false, 0, 0 },
 	{ "fetch", "max_inflight", "1024", true, false, 1, 100000 },
 	{ "fetch", "per_host_connections", "8", true, false, 1, 10000 },
 	{ "fetch", "connect_timeout_ms", "10000", true, false, 1, 3600000 },
@@ -527,6 +529,27 @@ static void test_file_ok(void)
 	CHECK(conf_load(&c, "/nonexistent", NULL, 0) == -1, "NULL err buffer");
 }
 
+/* Every good value of a string key sets and reads back; every bad one is refused as "invalid" and
+ * leaves the value before it (keep) in place. */
+static void check_values(const char *section, const char *key, const char *const *good, size_t ngood,
+			 const char *const *bad, size_t nbad, const char *keep)
+{
+	struct conf c;
+
+	for (size_t i = 0; i < ngood; i++) {
+		conf_defaults(&c);
+		CHECK(set(&c, section, key, good[i]) == 0 && strcmp(get(&c, section, key), good[i]) == 0,
+		      "%s = '%s' refused: %s", key, good[i], err);
+	}
+	for (size_t i = 0; i < nbad; i++) {
+		conf_defaults(&c);
+		set(&c, section, key, keep);
+		CHECK(set(&c, section, key, bad[i]) == -1 && strstr(err, "invalid") &&
+			      strcmp(get(&c, section, key), keep) == 0,
+		      "%s = '%s' accepted: %s", key, bad[i], err);
+	}
+}
+
 /* [security] allow_addresses and deny_addresses: CIDR lists checked by conf/cidr.c's parser. */
 static void test_addresses(void)
 {
@@ -548,21 +571,9 @@ static void test_addresses(void)
 	static const char *const keys[] = { "allow_addresses", "deny_addresses" };
 	struct conf c;
 
-	for (size_t k = 0; k < 2; k++) {
-		for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-			conf_defaults(&c);
-			CHECK(set(&c, "security", keys[k], good[i]) == 0 &&
-				      strcmp(get(&c, "security", keys[k]), good[i]) == 0,
-			      "%s = '%s' refused: %s", keys[k], good[i], err);
-		}
-		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-			conf_defaults(&c);
-			set(&c, "security", keys[k], "10.0.0.0/8");
-			CHECK(set(&c, "security", keys[k], bad[i]) == -1 && strstr(err, "invalid") &&
-				      strcmp(get(&c, "security", keys[k]), "10.0.0.0/8") == 0,
-			      "%s = '%s' accepted: %s", keys[k], bad[i], err);
-		}
-	}
+	for (size_t k = 0; k < 2; k++)
+		check_values("security", keys[k], good, sizeof good / sizeof good[0], bad, sizeof bad / sizeof bad[0],
+			     "10.0.0.0/8");
 	conf_defaults(&c);
 	CHECK(set(&c, "security", "deny_addresses", "10.0.0.0/8, 10.0.0.0/33") == -1 &&
 		      strcmp(err, "invalid deny_addresses '10.0.0.0/33' in [security] (expected comma-separated "
@@ -605,6 +616,46 @@ static void test_addresses(void)
 	check_file_error("[security]\nallow_addresses = 127.0.0.0/8\ndeny_addresses = ::1/129\n", 3,
 			 "invalid deny_addresses '::1/129' in [security] (expected comma-separated IPv4 or IPv6 "
 			 "addresses, each optionally /prefix, at most 64 entries)");
+}
+
+/* [control] allow_uids and allow_gids: lists of at most 64 decimal ids, 0..4294967294. */
+static void test_ids(void)
+{
+	static const char *const good[] = { "", "0", "0,1000", " 65534 ,\t0 ", "4294967294", "0000000001" };
+	static const char *const bad[] = { "-1", "4294967295", "99999999999", "1,,2", "1,", ",1", " ",
+					   "root", "1 2", "0x10", "+5" };
+	static const char *const keys[] = { "allow_uids", "allow_gids" };
+	uint32_t ids[CONF_IDS_ENTRIES];
+	size_t n;
+	struct conf c;
+	char bad_entry[64];
+
+	for (size_t k = 0; k < 2; k++)
+		check_values("control", keys[k], good, sizeof good / sizeof good[0], bad, sizeof bad / sizeof bad[0], "7");
+	conf_defaults(&c);
+	CHECK(set(&c, "control", "allow_uids", "0, 4294967295") == -1 &&
+		      strcmp(err, "invalid allow_uids '4294967295' in [control] (expected comma-separated decimal "
+				  "ids 0..4294967294, at most 64 entries)") == 0,
+	      "message names the bad entry: %s", err);
+	CHECK(conf_id_list(" 65534 ,\t0,4294967294", ids, CONF_IDS_ENTRIES, &n, bad_entry, sizeof bad_entry) == 0 &&
+		      n == 3 && ids[0] == 65534 && ids[1] == 0 && ids[2] == 4294967294u,
+	      "parsed %zu ids", n);
+	CHECK(conf_id_list("", ids, CONF_IDS_ENTRIES, &n, bad_entry, sizeof bad_entry) == 0 && n == 0, "empty");
+
+	/* 64 entries fit, 65 do not */
+	char s[CONF_IDS_MAX];
+	size_t len = 0;
+	for (int i = 0; i < 65; i++)
+		len += (size_t)snprintf(s + len, sizeof s - len, "%s%d", i ? "," : "", 1000 + i);
+	CHECK(set(&c, "control", "allow_gids", s) == -1 && strstr(err, "'1064'"), "65 entries: %s", err);
+	s[strlen(s) - strlen(",1064")] = '\0';
+	CHECK(set(&c, "control", "allow_gids", s) == 0, "64 entries: %s", err);
+	CHECK(load_text(&c, "[control]\nallow_uids = 0, 65534\nallow_gids =\n") == 0 &&
+		      strcmp(c.allow_uids, "0, 65534") == 0 && c.allow_gids[0] == '\0',
+	      "%s", err);
+	check_file_error("[control]\nallow_gids = 100\nallow_uids = nobody\n", 3,
+			 "invalid allow_uids 'nobody' in [control] (expected comma-separated decimal ids "
+			 "0..4294967294, at most 64 entries)");
 }
 
 /* The example file loads to exactly the defaults. */
@@ -682,6 +733,7 @@ int main(void)
 	test_file_errors();
 	test_file_ok();
 	test_addresses();
+	test_ids();
 	test_example_is_defaults();
 	test_example_documents_every_key();
 	return test_report();
