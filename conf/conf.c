@@ -72,6 +72,7 @@ static const struct conf_key conf_keys[] = {
 	{ "daemon", "log_level", CONF_T_LEVEL, FIELD(log_level), CONF_LOG_ERROR, CONF_LOG_DEBUG,
 	  CONF_LOG_INFO, NULL, NULL, NULL },
 	NUM("daemon", "workers", CONF_T_U32, workers, 0, 64, 0),
+	NUM("daemon", "drain_timeout_ms", CONF_T_MS, drain_timeout_ms, 0, 3600000, 10000),
 
 	STR("control", "socket", socket_path, 1, SUN_PATH_BYTES - 1, "/run/fetchd.sock", NULL, NULL),
 	NUM("control", "max_clients", CONF_T_U32, max_clients, 1, 4096, 64),

@@ -25,6 +25,8 @@ struct conf {
 	/* [daemon] */
 	enum conf_log_level log_level;  /* log_level = error|warn|info|debug; default info */
 	uint32_t workers;                /* worker threads; default 0 = one per online CPU; 0..64 */
+	uint32_t drain_timeout_ms;       /* on SIGTERM, how long admitted fetches may go on; default 10000;
+	                                    0..3600000 */
 
 	/* [control] */
 	char socket_path[CONF_PATH_MAX]; /* socket; default /run/fetchd.sock */

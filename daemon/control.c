@@ -351,11 +351,12 @@ static bool client_can_admit(const struct fetchd *d, const struct client *c)
 
 static void client_fatal(struct fetchd *d, struct client *c, const char *msg);
 
-/* Admit lines of the current URLS frame. Returns false when paused (window full) or failed. */
+/* Admit lines of the current URLS frame. Returns false when paused (window full) or failed. While
+ * fetchd drains, a line is not fetched: it gets its "cancelled" result at once. */
 static bool client_admit_lines(struct fetchd *d, struct client *c)
 {
 	while (c->in_off < c->urls_end) {
-		if (!client_can_admit(d, c))
+		if (!d->stopping && !client_can_admit(d, c))
 			return false;
 		const char *line;
 		size_t len, used;
@@ -364,6 +365,13 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 			return false;
 		}
 		c->in_off += used;
+		if (d->stopping) {
+			const char *tab = memchr(line, '\t', len);
+			c->urls++;
+			client_reject_line(d, c, line, tab ? (size_t)(tab - line) : len, "cancelled", "%s",
+					   "fetchd is stopping: not fetched");
+			continue;
+		}
 		client_admit_url(d, c, line, len);
 	}
 	c->urls_end = 0;
@@ -521,7 +529,7 @@ static void client_cancel_fetches(struct fetchd *d, struct client *c)
 		return;
 	c->cancelling = true;
 	for (uint32_t i = 0; i < d->nworkers; i++)
-		worker_cancel_client(&d->workers[i], c->idx, c->gen);
+		worker_cancel_client(&d->workers[i], c->idx, c->gen, false);
 }
 
 static void client_close(struct fetchd *d, struct client *c, const char *reason)
@@ -646,6 +654,8 @@ void control_service(struct fetchd *d)
 			client_process(d, c);
 		if (c->state == CL_OPEN && !c->done_queued)
 			client_check_done(d, c);
+		if (d->drain_over && c->state == CL_OPEN && !c->done_queued && c->admitted == 0)
+			client_fatal(d, c, "fetchd is stopping"); /* it had every result for what it sent */
 		client_flush(d, c);
 	}
 	for (uint32_t i = 0; d->wake_mask; i++, d->wake_mask >>= 1)
@@ -802,9 +812,24 @@ void control_stop(struct fetchd *d)
 		if (!d->listen_activated) /* systemd's socket stays for the next start */
 			unlink(d->conf.socket_path);
 	}
+	for (uint32_t i = 0; i < d->client_cap; i++) /* URLs they still send get "cancelled" results */
+		if (d->clients[i].state == CL_OPEN)
+			client_mark_dirty(d, &d->clients[i]);
+}
+
+void control_drain_over(struct fetchd *d)
+{
+	d->drain_over = true;
+	for (uint32_t i = 0; i < d->client_cap; i++) {
+		struct client *c = &d->clients[i];
+		if (c->state != CL_OPEN || c->cancelling || c->admitted == 0)
+			continue;
+		for (uint32_t k = 0; k < d->nworkers; k++)
+			worker_cancel_client(&d->workers[k], c->idx, c->gen, true);
+	}
 	for (uint32_t i = 0; i < d->client_cap; i++)
 		if (d->clients[i].state == CL_OPEN)
-			client_fatal(d, &d->clients[i], "fetchd is stopping");
+			client_mark_dirty(d, &d->clients[i]);
 }
 
 void control_fini(struct fetchd *d)

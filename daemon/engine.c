@@ -17,7 +17,7 @@
 #include "daemon/log.h"
 #include "daemon/protocol.h"
 
-#define ENGINE_STOP_GRACE_NS (3LL * 1000000000) /* after SIGTERM: wait this long for clients to drain */
+#define ENGINE_STOP_GRACE_NS (3LL * 1000000000) /* after the drain: wait this long for results to go out */
 
 static int engine_signals(struct fetchd *d, char *err, size_t errlen)
 {
@@ -203,12 +203,12 @@ static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
 		} else if (!d->stopping) {
 			log_info("signal %u: stopping", si->ssi_signo);
 			d->stopping = true;
-			d->stop_deadline_ns = d->now_ns + ENGINE_STOP_GRACE_NS;
+			int64_t drain_end = d->now_ns + (int64_t)d->conf.drain_timeout_ms * 1000000;
+			d->stop_deadline_ns = drain_end + ENGINE_STOP_GRACE_NS;
+			fetchd_timer(d, drain_end, TK_DRAIN, 0, 0);
 			fetchd_timer(d, d->stop_deadline_ns, TK_STOP, 0, 0);
-			control_stop(d);
+			control_stop(d); /* no new clients or URLs; admitted fetches go on */
 			service_stopping(d);
-			for (uint32_t i = 0; i < d->nworkers; i++)
-				worker_stop(&d->workers[i]);
 		}
 	}
 	if (!d->stopping)
@@ -239,6 +239,15 @@ static void engine_dispatch(struct fetchd *d, const struct ring_cqe *cqe)
 	}
 }
 
+/* The drain time is over: cancel what is left (with results) and let the workers wind down. */
+static void engine_drain_over(struct fetchd *d)
+{
+	log_info("drain time over: cancelling the fetches left");
+	control_drain_over(d);
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		worker_stop(&d->workers[i]);
+}
+
 static void engine_timers(struct fetchd *d)
 {
 	struct ring_timer_entry e;
@@ -249,6 +258,8 @@ static void engine_timers(struct fetchd *d)
 			control_accept_retry(d);
 		else if (ring_ud_op(e.key) == TK_STATUS || ring_ud_op(e.key) == TK_WATCHDOG)
 			service_on_timer(d, ring_ud_op(e.key));
+		else if (ring_ud_op(e.key) == TK_DRAIN)
+			engine_drain_over(d);
 		/* TK_STOP: the loop condition looks at the deadline */
 	}
 }

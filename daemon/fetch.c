@@ -147,6 +147,25 @@ static bool fetch_retryable(const struct fetch *f, const char *cls)
 	return !strcmp(cls, "timeout") || !strcmp(cls, "connect") || (!strcmp(cls, "protocol") && f->transient);
 }
 
+void fetch_cancelled(struct worker *w, struct fetch *f)
+{
+	struct result r;
+	result_init(&r);
+	r.err_class = "cancelled";
+	snprintf(r.err_msg, sizeof(r.err_msg), "fetchd stopped before this URL was done ([daemon] drain_timeout_ms)");
+	r.url = f->url;
+	r.url_len = f->url_len;
+	r.final_url = f->cur;
+	r.final_url_len = f->cur_len;
+	r.hops = f->hops.len ? &f->hops : NULL;
+	r.attempts = f->attempts;
+	r.dns_ns = f->dns_ns;
+	r.total_ns = f->prev_ns + f->dns_ns;
+	w->stats.fetches_failed++;
+	fetch_set_state(f, F_DONE);
+	worker_result(w, f, &r);
+}
+
 void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)
 {
 	if (fetch_retryable(f, cls) && fetch_retry(w, f, -1))

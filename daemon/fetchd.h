@@ -67,6 +67,7 @@ enum op {
 	TK_ACCEPT,
 	TK_WAIT,        /* something in the worker's waitheap may be due */
 	TK_STOP,
+	TK_DRAIN,       /* control: the drain time after SIGTERM is over */
 	TK_STATUS,      /* control: time to send systemd a STATUS= line (service.c) */
 	TK_WATCHDOG,    /* control: time to ping systemd's watchdog (service.c) */
 };
@@ -252,6 +253,7 @@ struct shared {
 /* A cancellation request: the client in slot idx, generation gen, went away. */
 struct cancel_msg {
 	uint32_t idx, gen;
+	bool report;             /* each fetch ends with a "cancelled" result (drain); else silently */
 };
 
 struct worker {
@@ -340,7 +342,8 @@ struct fetchd {
 	bool signal_armed;
 	int efd;                 /* = sh.control_efd: workers' results are waiting */
 	uint64_t efd_val;
-	bool stopping;
+	bool stopping;           /* SIGTERM: draining (no new clients or URLs), then stopping */
+	bool drain_over;         /* the drain time ran out: what is left was cancelled */
 	int64_t stop_deadline_ns;
 	struct buf results;      /* a worker's outbox, taken over for processing */
 	/* clients */
@@ -384,7 +387,7 @@ void worker_timer(struct worker *w, int64_t deadline_ns, uint8_t kind, uint32_t 
 void worker_wake(struct worker *w);
 /* control thread side */
 void worker_submit(struct worker *w, struct fetch *f);       /* hand a fetch over (wake afterwards) */
-void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen);
+void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen, bool report);
 void worker_stop(struct worker *w);
 void worker_take_results(struct worker *w, struct buf *into); /* into must be empty */
 void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, const uint8_t *, uint32_t),
@@ -408,6 +411,7 @@ void control_results(struct fetchd *d);       /* take the workers' results */
 void control_stop(struct fetchd *d);
 void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen); /* a held flush is due */
 void control_accept_retry(struct fetchd *d);
+void control_drain_over(struct fetchd *d); /* cancel what is left, each with a "cancelled" result */
 void control_fini(struct fetchd *d);
 uint32_t control_worker_of(const struct fetchd *d, const char *host); /* which worker owns a name */
 
@@ -458,7 +462,8 @@ void fetch_response(struct worker *w, struct fetch *f, struct conn *c);
 void fetch_set_state(struct fetch *f, enum fetch_state s);
 void fetch_retry_due(struct worker *w, struct fetch *f); /* its backoff is over: queue it again */
 uint64_t worker_random(struct worker *w);
-void fetch_free(struct fetch *f);  /* with what redirects added to it (either thread, once) */
+void fetch_free(struct fetch *f);
+void fetch_cancelled(struct worker *w, struct fetch *f); /* its result: class "cancelled" (drain) */  /* with what redirects added to it (either thread, once) */
 
 /* dns.c (worker) */
 int dns_init(struct worker *w, char *err, size_t errlen);

@@ -150,7 +150,7 @@ void worker_submit(struct worker *w, struct fetch *f)
 	pthread_mutex_unlock(&w->in_lock);
 }
 
-void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen)
+void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen, bool report)
 {
 	pthread_mutex_lock(&w->in_lock);
 	if (w->in_ncancels == w->in_cancel_cap) {
@@ -164,7 +164,7 @@ void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen)
 		w->in_cancels = n;
 		w->in_cancel_cap = cap;
 	}
-	w->in_cancels[w->in_ncancels++] = (struct cancel_msg){ idx, gen };
+	w->in_cancels[w->in_ncancels++] = (struct cancel_msg){ idx, gen, report };
 	pthread_mutex_unlock(&w->in_lock);
 	worker_wake(w);
 }
@@ -220,7 +220,10 @@ static void worker_cancel(struct worker *w, const struct cancel_msg *m)
 		if (f->client_gen != m->gen)
 			continue;
 		sched_cancel(w, f);
-		worker_result(w, f, NULL);
+		if (m->report)
+			fetch_cancelled(w, f);
+		else
+			worker_result(w, f, NULL);
 	}
 }
 

@@ -110,6 +110,7 @@ static void check_bounds(const struct conf *c)
 	RANGE(max_header_bytes, KIB, 16 * MIB);
 	RANGE(max_body_bytes, 0, TIB);
 	RANGE(max_redirects, 0, 100);
+	RANGE(drain_timeout_ms, 0, 3600000);
 	RANGE(retry_times, 0, 20);
 	RANGE(retry_base_ms, 1, 3600000);
 	RANGE(retry_max_ms, 1, 86400000);

@@ -20,6 +20,7 @@ static const struct expect {
 } expects[] = {
 	{ "daemon", "log_level", "info", false, false, 0, 0 },
 	{ "daemon", "workers", "0", true, false, 0, 64 },
+	{ "daemon", "drain_timeout_ms", "10000", true, false, 0, 3600000 },
 	{ "control", "socket", "/run/fetchd.sock", false, false, 0, 0 },
 	{ "control", "max_clients", "64", true, false, 1, 4096 },
 	{ "control", "client_window", "0", true, false, 0, 1000000 },
