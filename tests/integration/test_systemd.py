@@ -6,6 +6,7 @@ leaves it in place; [control] allow_uids/allow_gids refuse other users; `make in
 put exactly the expected files under DESTDIR. Needs systemd-analyze and systemd-socket-activate (the
 Debian package systemd) and root for the access-control tests (setpriv)."""
 
+import atexit
 import os
 import re
 import shutil
@@ -372,12 +373,32 @@ def listen_pid_of_another_process_is_ignored():
 DENIED = "permission denied: uid %d is not allowed (see [control] allow_uids)"
 
 
+_public = {}
+
+
+def public_fetchctl() -> str:
+    """A copy of fetchctl that any user can run: the checkout may sit under a private directory (/root),
+    and a fresh chroot's own root directory may be 0700 (then it gets o+x for the rest of the run)."""
+    if "path" not in _public:
+        st = os.stat("/")
+        if (st.st_mode & 0o011) != 0o011:
+            os.chmod("/", st.st_mode | 0o011)
+            atexit.register(os.chmod, "/", st.st_mode)
+        d = tempfile.mkdtemp(prefix="fetchctl-any-")
+        os.chmod(d, 0o755)
+        _public["path"] = os.path.join(d, "fetchctl")
+        shutil.copy(FETCHCTL, _public["path"])
+        os.chmod(_public["path"], 0o755)
+        atexit.register(shutil.rmtree, d, True)
+    return _public["path"]
+
+
 def as_user(d, uid: int, gid: int, groups, urls):
     """fetchctl submit - as uid/gid with supplementary groups (setpriv, needs root): (rc, stdout, stderr)."""
     assert os.geteuid() == 0, "the access-control tests run fetchctl as other users: run them as root"
     grp = ["--groups=" + ",".join(str(g) for g in groups)] if groups else ["--clear-groups"]
     argv = [need("setpriv"), "--reuid=%d" % uid, "--regid=%d" % gid] + grp
-    argv += [FETCHCTL, "-s", d.sock, "-q", "submit", "-"]
+    argv += [public_fetchctl(), "-s", d.sock, "-q", "submit", "-"]
     p = subprocess.run(argv, input="".join(u + "\n" for u in urls), capture_output=True, text=True, timeout=30)
     return p.returncode, p.stdout, p.stderr
 
