@@ -164,6 +164,7 @@ BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANDIR     ?= $(PREFIX)/share/man
 INSTALL_UNIT_SED := -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/fetchd/|$(SYSCONFDIR)/fetchd/|g'
 
 install: all
@@ -174,6 +175,10 @@ install: all
 		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	install -m 0644 systemd/fetchd.sysusers $(DESTDIR)$(SYSUSERSDIR)/fetchd.conf
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 man/fetchctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/fetchd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/fetchd.8 $(DESTDIR)$(MANDIR)/man8/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf ]; then \
 		echo "install: keeping the existing $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf"; \
 	else install -m 0644 conf/fetchd.conf $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf; fi
@@ -182,6 +187,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/fetchd $(DESTDIR)$(BINDIR)/fetchctl
 	rm -f $(DESTDIR)$(UNITDIR)/fetchd.service $(DESTDIR)$(UNITDIR)/fetchd.socket $(DESTDIR)$(SYSUSERSDIR)/fetchd.conf
+	rm -f $(DESTDIR)$(MANDIR)/man1/fetchctl.1 $(DESTDIR)$(MANDIR)/man5/fetchd.conf.5 $(DESTDIR)$(MANDIR)/man8/fetchd.8
 	@if cmp -s conf/fetchd.conf $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf; rmdir $(DESTDIR)$(SYSCONFDIR)/fetchd 2>/dev/null || true; \
 	elif [ -e $(DESTDIR)$(SYSCONFDIR)/fetchd/fetchd.conf ]; then \

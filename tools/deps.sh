@@ -8,7 +8,7 @@
 #                 by `make check` (the corpus replay builds with gcc).
 set -eu
 BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
-TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps"
+TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base"
 BENCH="libcurl4-openssl-dev curl wrk python3-aiohttp"
 FUZZ="clang libclang-rt-14-dev llvm"
 PKGS="$BUILD $TEST"

@@ -3,8 +3,10 @@
 filter keeps io_uring; fetchd speaks the sd_notify protocol to a notify socket the test binds (READY=1,
 STATUS=, STOPPING=1, WATCHDOG=1); it takes its listening socket from systemd (socket activation) and
 leaves it in place; [control] allow_uids/allow_gids refuse other users; `make install`/`uninstall`
-put exactly the expected files under DESTDIR. Needs systemd-analyze and systemd-socket-activate (the
-Debian package systemd) and root for the access-control tests (setpriv)."""
+put exactly the expected files (man pages included) under DESTDIR; the man pages in man/ render
+without groff warnings and cover every key of conf/fetchd.conf and every long option of fetchctl.
+Needs systemd-analyze and systemd-socket-activate (the Debian package systemd), groff (groff-base)
+and root for the access-control tests (setpriv)."""
 
 import atexit
 import os
@@ -452,7 +454,38 @@ def access_lists_allow_exactly_what_they_name():
         assert rc == 0 and len(res) == 4, err
 
 
-# ---- 5. make install / uninstall -------------------------------------------------------------------
+# ---- 5. man pages ---------------------------------------------------------------------------------
+
+MAN_PAGES = ("man1/fetchctl.1", "man5/fetchd.conf.5", "man8/fetchd.8")
+
+
+@suite.test
+def man_pages_render_and_cover_keys_and_options():
+    groff = shutil.which("groff")
+    assert groff, "groff not found: install the Debian package groff-base (tools/deps.sh lists it)"
+    text = {}
+    for page in MAN_PAGES:
+        path = os.path.join(REPO, "man", os.path.basename(page))
+        p = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", path], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0 and not p.stdout and not p.stderr, "%s: rc %d\n%s%s" % (
+            path, p.returncode, p.stdout, p.stderr)
+        with open(path) as f:
+            # roff escapes hyphens (\-) and may break words with \%: compare the plain spelling
+            text[page] = f.read().replace("\\-", "-").replace("\\%", "")
+    with open(os.path.join(REPO, "conf", "fetchd.conf")) as f:
+        keys = sorted(set(re.findall(r"^([a-z_]+) = ", f.read(), re.M)))
+    assert len(keys) >= 40, keys
+    missing = [k for k in keys if not re.search(r"^\.B %s =" % k, text["man5/fetchd.conf.5"], re.M)]
+    assert not missing, "keys of conf/fetchd.conf missing from man/fetchd.conf.5: %s" % missing
+    p = subprocess.run([FETCHCTL, "--help"], capture_output=True, text=True, timeout=10)
+    longs = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", p.stdout + p.stderr)))
+    assert len(longs) >= 15, (p.returncode, p.stdout, p.stderr)
+    missing = [o for o in longs if not re.search(re.escape(o) + r"(?![a-z-])", text["man1/fetchctl.1"])]
+    assert not missing, "fetchctl --help options missing from man/fetchctl.1: %s" % missing
+
+
+# ---- 6. make install / uninstall -------------------------------------------------------------------
 
 def make(*args):
     p = subprocess.run(["make", "-s", "--no-print-directory", "-C", REPO] + list(args), capture_output=True,
@@ -486,7 +519,13 @@ def make_install_and_uninstall():
                 p + "/bin/fetchd": 0o755, p + "/bin/fetchctl": 0o755,
                 p + "/lib/systemd/system/fetchd.service": 0o644, p + "/lib/systemd/system/fetchd.socket": 0o644,
                 p + "/lib/sysusers.d/fetchd.conf": 0o644, "etc/fetchd/fetchd.conf": 0o644,
+                p + "/share/man/man1/fetchctl.1": 0o644, p + "/share/man/man5/fetchd.conf.5": 0o644,
+                p + "/share/man/man8/fetchd.8": 0o644,
             }, sorted(files.items())
+            for page in MAN_PAGES:
+                with open(os.path.join(dest, p, "share/man", page), "rb") as a, \
+                        open(os.path.join(REPO, "man", os.path.basename(page)), "rb") as b:
+                    assert a.read() == b.read(), "the installed %s is not man/%s" % (page, os.path.basename(page))
             with open(os.path.join(dest, p, "lib/systemd/system/fetchd.service")) as f:
                 unit = f.read()
             assert "\nExecStart=%s/bin/fetchd -c /etc/fetchd/fetchd.conf\n" % prefix in unit, unit
@@ -497,6 +536,8 @@ def make_install_and_uninstall():
             make("uninstall", "DESTDIR=" + dest, "PREFIX=" + prefix)
             files, dirs = tree(dest)
             assert files == {}, files  # an unedited configuration goes too
+            for page in MAN_PAGES:
+                assert not os.path.exists(os.path.join(dest, p, "share/man", page)), page
             assert "etc/fetchd" not in dirs, dirs
         # an existing (edited) configuration is never overwritten, nor removed
         dest = os.path.join(tmp, "edited")
