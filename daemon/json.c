@@ -131,7 +131,7 @@ static int json_hex4(const char *p)
 }
 
 /* One escape after '\' at s[*j] into o; false when malformed. \u escapes become UTF-8 (a lone
- * surrogate is refused). */
+ * surrogate and \u0000 are refused). */
 static bool json_unescape(const char *s, size_t len, size_t *j, char *o, size_t *n)
 {
 	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
@@ -144,8 +144,8 @@ static bool json_unescape(const char *s, size_t len, size_t *j, char *o, size_t 
 	if (s[*j] != 'u' || *j + 5 > len)
 		return false;
 	int cp = json_hex4(s + *j + 1);
-	if (cp < 0 || (cp >= 0xd800 && cp <= 0xdfff))
-		return false;
+	if (cp <= 0 || (cp >= 0xd800 && cp <= 0xdfff))
+		return false; /* no NUL inside a C string; no lone surrogate */
 	*j += 5;
 	if (cp < 0x80) {
 		o[(*n)++] = (char)cp;
