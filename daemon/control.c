@@ -298,6 +298,10 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 	const char *tab = memchr(line, '\t', line_len);
 	size_t len = tab ? (size_t)(tab - line) : line_len;
 	c->urls++;
+	if (d->stopping) { /* draining: a line sent now is answered, not fetched */
+		client_reject_line(d, c, line, len, "cancelled", "%s", "fetchd is stopping: not fetched");
+		return;
+	}
 	if (len > d->conf.max_url_bytes) {
 		char lim[32];
 		snprintf(lim, sizeof(lim), "%u", d->conf.max_url_bytes);
@@ -352,7 +356,7 @@ static bool client_can_admit(const struct fetchd *d, const struct client *c)
 static void client_fatal(struct fetchd *d, struct client *c, const char *msg);
 
 /* Admit lines of the current URLS frame. Returns false when paused (window full) or failed. While
- * fetchd drains, a line is not fetched: it gets its "cancelled" result at once. */
+ * fetchd drains, nothing pauses: each line gets its "cancelled" result at once (client_admit_url). */
 static bool client_admit_lines(struct fetchd *d, struct client *c)
 {
 	while (c->in_off < c->urls_end) {
@@ -365,13 +369,6 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 			return false;
 		}
 		c->in_off += used;
-		if (d->stopping) {
-			const char *tab = memchr(line, '\t', len);
-			c->urls++;
-			client_reject_line(d, c, line, tab ? (size_t)(tab - line) : len, "cancelled", "%s",
-					   "fetchd is stopping: not fetched");
-			continue;
-		}
 		client_admit_url(d, c, line, len);
 	}
 	c->urls_end = 0;

@@ -59,16 +59,24 @@ static void fetch_from_conn(const struct worker *w, struct result *r, struct fet
 	f->conn = NULL;
 }
 
-static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
+/* What every result of f says whatever its end: its URLs, hops, tries and time so far. */
+static void fetch_result_common(const struct fetch *f, struct result *r)
 {
 	r->url = f->url;
 	r->url_len = f->url_len;
 	r->final_url = f->cur;
 	r->final_url_len = f->cur_len;
 	r->hops = f->hops.len ? &f->hops : NULL;
-	r->attempts = f->attempts ? f->attempts : 1;
+	r->attempts = f->attempts;
 	r->dns_ns = f->dns_ns;
 	r->total_ns = f->prev_ns + f->dns_ns;
+}
+
+static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
+{
+	fetch_result_common(f, r);
+	if (!r->attempts)
+		r->attempts = 1;
 	if (f->state != F_QUEUED) {
 		r->total_ns += w->now_ns - f->t_start_ns;
 		w->inflight--;
@@ -153,14 +161,7 @@ void fetch_cancelled(struct worker *w, struct fetch *f)
 	result_init(&r);
 	r.err_class = "cancelled";
 	snprintf(r.err_msg, sizeof(r.err_msg), "fetchd stopped before this URL was done ([daemon] drain_timeout_ms)");
-	r.url = f->url;
-	r.url_len = f->url_len;
-	r.final_url = f->cur;
-	r.final_url_len = f->cur_len;
-	r.hops = f->hops.len ? &f->hops : NULL;
-	r.attempts = f->attempts;
-	r.dns_ns = f->dns_ns;
-	r.total_ns = f->prev_ns + f->dns_ns;
+	fetch_result_common(f, &r);
 	w->stats.fetches_failed++;
 	fetch_set_state(f, F_DONE);
 	worker_result(w, f, &r);

@@ -426,7 +426,6 @@ void sched_dns_done(struct worker *w, struct host *h, int status, const union so
 		    unsigned naddrs, int64_t expires_ns);
 void sched_requeue(struct worker *w, struct fetch *f);  /* back to the head of its host queue */
 void sched_trim_idle(struct worker *w);  /* give budget back when other workers wait for it */
-void sched_host_wait_over(struct worker *w, struct host *h); /* its politeness delay ran out */
 struct host *sched_host_find(struct worker *w, const struct url *u); /* NULL when not known */
 
 /* robotstxt.c (worker): [politeness] obey_robots */

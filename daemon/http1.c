@@ -895,18 +895,26 @@ static bool clean_value(const char *s)
 	return true;
 }
 
-/* extra[0..len) holds a line for header name (case-insensitive)? */
-static bool extra_has(const char *extra, size_t len, const char *name)
+bool http1_header_find(const char *lines, size_t len, const char *name, size_t name_len, size_t *at, size_t *n)
 {
-	size_t nlen = strlen(name);
-	for (size_t off = 0; off < len;) {
-		const char *eol = memchr(extra + off, '\n', len - off);
-		size_t line = eol ? (size_t)(eol - (extra + off)) + 1 : len - off;
-		if (line > nlen && extra[off + nlen] == ':' && strncasecmp(extra + off, name, nlen) == 0)
+	size_t off = 0;
+	while (off < len) {
+		const char *eol = memmem(lines + off, len - off, "\r\n", 2);
+		size_t line = eol ? (size_t)(eol - (lines + off)) + 2 : len - off;
+		if (line > name_len && lines[off + name_len] == ':' && strncasecmp(lines + off, name, name_len) == 0) {
+			*at = off, *n = line;
 			return true;
+		}
 		off += line;
 	}
 	return false;
+}
+
+/* Do the extra lines name this header? */
+static bool extra_has(const struct http1_request *rq, const char *name)
+{
+	size_t at, n;
+	return http1_header_find(rq->extra, rq->extra_len, name, strlen(name), &at, &n);
 }
 
 /* Copy extra's lines that carry a value (and, with drop_credentials, not Authorization or Cookie). */
@@ -937,7 +945,7 @@ static bool out_extra(struct out *o, const char *extra, size_t len, bool drop_cr
 
 static void out_default(struct out *o, const struct http1_request *rq, const char *name, const char *value)
 {
-	if (!value || extra_has(rq->extra, rq->extra_len, name))
+	if (!value || extra_has(rq, name))
 		return;
 	out_str(o, name);
 	out_str(o, ": ");
@@ -971,7 +979,7 @@ ssize_t http1_build_request(char *buf, size_t cap, const struct http1_request *r
 	out_str(&o, "Connection: keep-alive\r\n");
 	if (!out_extra(&o, rq->extra, rq->extra_len, rq->drop_credentials))
 		return -1;
-	if (rq->auth_basic64 && !extra_has(rq->extra, rq->extra_len, "Authorization")) {
+	if (rq->auth_basic64 && !extra_has(rq, "Authorization")) {
 		out_str(&o, "Authorization: Basic ");
 		out_str(&o, rq->auth_basic64);
 		out_str(&o, "\r\n");

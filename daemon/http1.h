@@ -114,6 +114,10 @@ bool http1_started(const struct http1_parser *p);
 /* A short human-readable reason for an enum http1_error ("conflicting Content-Length"). */
 const char *http1_strerror(int err);
 
+/* In header lines "Name: value\r\n"... (lines[0..len)), the line for name[0..name_len), compared
+ * case-insensitively: true, with its offset and length (CRLF included) in *at and *n. */
+bool http1_header_find(const char *lines, size_t len, const char *name, size_t name_len, size_t *at, size_t *n);
+
 struct http1_request {
 	const char *method;            /* "GET" or "HEAD" */
 	const char *target;            /* as sent; target_len 0 sends "/" */

@@ -1,6 +1,8 @@
 /* opts.c - parse TAB-separated "key=value" request options into struct fetch_opts (see opts.h). */
 #include "daemon/opts.h"
 
+#include "daemon/http1.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,28 +19,6 @@ static bool opts_tchar(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* The line of extra naming name, as [*at, *at + *n) including its CRLF; false when absent. */
-static bool opts_find(const char *extra, size_t len, const char *name, size_t name_len, size_t *at, size_t *n)
-{
-	size_t off = 0;
-	while (off < len) {
-		const char *eol = memmem(extra + off, len - off, "\r\n", 2);
-		size_t line = eol ? (size_t)(eol - (extra + off)) + 2 : len - off;
-		if (line > name_len && extra[off + name_len] == ':' && strncasecmp(extra + off, name, name_len) == 0) {
-			*at = off, *n = line;
-			return true;
-		}
-		off += line;
-	}
-	return false;
-}
-
-bool opts_has_header(const char *extra, size_t len, const char *name)
-{
-	size_t at, n;
-	return opts_find(extra, len, name, strlen(name), &at, &n);
 }
 
 static int opts_header(const char *v, size_t vlen, struct fetch_opts *o, char *extra, size_t cap, char *err,
@@ -71,7 +51,7 @@ static int opts_header(const char *v, size_t vlen, struct fetch_opts *o, char *e
 			return -1;
 		}
 	size_t at, n;
-	if (opts_find(extra, o->extra_len, v, nlen, &at, &n)) { /* replace: drop the earlier line */
+	if (http1_header_find(extra, o->extra_len, v, nlen, &at, &n)) { /* replace: drop the earlier line */
 		memmove(extra + at, extra + at + n, o->extra_len - at - n);
 		o->extra_len -= (uint32_t)n;
 	}

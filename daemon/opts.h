@@ -42,7 +42,4 @@ struct fetch_opts {
 int opts_parse(const char *s, size_t len, const struct fetch_opts *max, struct fetch_opts *o, char *extra,
 	       size_t cap, char *err, size_t errlen);
 
-/* Does extra[0..len) hold a header line named name (case-insensitive)? */
-bool opts_has_header(const char *extra, size_t len, const char *name);
-
 #endif

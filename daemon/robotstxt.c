@@ -72,9 +72,10 @@ void robotstxt_fini(struct worker *w)
 	w->robots = NULL;
 }
 
-static void robotstxt_key(const struct host *h, char *key, size_t cap)
+/* "scheme://host[:port]": what the rules are kept under. */
+static void robotstxt_key(enum url_scheme scheme, const char *host_header, char *key, size_t cap)
 {
-	snprintf(key, cap, "%s://%s", h->scheme == URL_HTTPS ? "https" : "http", h->host_header);
+	snprintf(key, cap, "%s://%s", scheme == URL_HTTPS ? "https" : "http", host_header);
 }
 
 static struct fetch *robotstxt_new_fetch(struct worker *w, struct host *h)
@@ -182,7 +183,7 @@ void robotstxt_done(struct worker *w, struct fetch *f, const struct result *r)
 	}
 	char hh[URL_HOST_MAX + 8];
 	url_host_header(&u, hh, sizeof(hh));
-	snprintf(key, sizeof(key), "%s://%s", u.scheme == URL_HTTPS ? "https" : "http", hh);
+	robotstxt_key(u.scheme, hh, key, sizeof(key));
 	struct host *h = sched_host_find(w, &u);
 	if (h)
 		h->robots_fetching = false;
@@ -205,7 +206,7 @@ int robotstxt_check(struct worker *w, struct host *h, const struct fetch *f, int
 	}
 	if (h->robots_fetching)
 		return ROBOTS_WAIT;
-	robotstxt_key(h, key, sizeof(key));
+	robotstxt_key(h->scheme, h->host_header, key, sizeof(key));
 	struct robots_cached *e = lrumap_get(w->robots, key);
 	if (!e || e->expires_ns <= w->now_ns) {
 		robotstxt_start(w, h);

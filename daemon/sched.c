@@ -187,11 +187,6 @@ static void sched_host_hold(struct worker *w, struct host *h)
 	worker_timer(w, h->next_ok_ns, TK_WAIT, 0, 0);
 }
 
-void sched_host_wait_over(struct worker *w, struct host *h)
-{
-	sched_host_changed(w, h);
-}
-
 /* Free h if nothing refers to it any more (and no politeness delay must be remembered); else make sure
  * it sits in the ready FIFO if it can start. */
 void sched_host_changed(struct worker *w, struct host *h)

@@ -193,7 +193,7 @@ static void worker_waits(struct worker *w)
 		if (n->kind == WAIT_FETCH)
 			fetch_retry_due(w, (struct fetch *)((char *)n - offsetof(struct fetch, wait)));
 		else if (n->kind == WAIT_HOST)
-			sched_host_wait_over(w, (struct host *)((char *)n - offsetof(struct host, wait)));
+			sched_host_changed(w, (struct host *)((char *)n - offsetof(struct host, wait))); /* delay over */
 	}
 }
 
