@@ -55,8 +55,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
-from harness import (Fetchd, Hostile, Origin, free_port, free_udp_tcp_port, http_get, pattern_sha256,  # noqa: E402
+from harness import (Fetchd, Hostile, Origin, free_port, http_get, pattern_sha256,  # noqa: E402
                      sha256_hex)
+from dnsmasq import Dnsmasq  # noqa: E402
 
 OUT_DIR = os.path.join(REPO, "build", "soak")
 MAKE_CERTS = os.path.join(REPO, "tests", "tls", "make-certs.sh")
@@ -213,7 +214,9 @@ class Env:
 
         if not a.no_dns:
             if shutil.which("dnsmasq"):
-                self.dns = Dnsmasq(self.tmp)
+                # *.good.soak.test -> 127.0.0.1 (TTL 2 s), NXDOMAIN for every other name
+                self.dns = Dnsmasq(args=["--address=/good.soak.test/127.0.0.1", "--cache-size=0",
+                                         "--dns-forward-max=1000"], local_ttl=2)
                 log("dnsmasq on 127.0.0.1:%d" % self.dns.port)
             else:
                 self.notes.append("names left out: no dnsmasq")
@@ -244,58 +247,6 @@ class Env:
                     pass
         if self.refuser:
             self.refuser.close()
-
-
-class Dnsmasq:
-    """dnsmasq on a free port of 127.0.0.1: *.good.soak.test -> 127.0.0.1 (TTL 2 s), NXDOMAIN for
-    every other name."""
-
-    def __init__(self, tmp):
-        self.proc = None
-        err_path = os.path.join(tmp, "dnsmasq.err")
-        last = ""
-        for _ in range(5):
-            self.port = free_udp_tcp_port()
-            argv = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
-                    "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-                    "--local=/#/", "--address=/good.soak.test/127.0.0.1", "--local-ttl=2",
-                    "--pid-file=", "--cache-size=0", "--dns-forward-max=1000"]
-            if os.geteuid() == 0:
-                argv.append("--user=root")
-            with open(err_path, "wb") as err:
-                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=err)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if self._answers():
-                    return
-                time.sleep(0.05)
-            self.stop()
-            with open(err_path, errors="replace") as f:
-                last = f.read()
-            if "in use" not in last:
-                break
-        raise RuntimeError("dnsmasq did not start: " + last[-2000:])
-
-    def _answers(self):
-        q = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x05ready\x04good\x04soak\x04test\x00"
-             + b"\x00\x01\x00\x01")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            try:
-                s.sendto(q, ("127.0.0.1", self.port))
-                return s.recv(512)[:2] == b"\x12\x34"
-            except OSError:
-                return False
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---- batches ----------------------------------------------------------------------------------------

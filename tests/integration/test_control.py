@@ -192,8 +192,7 @@ def wait_idle(d, h, base_fds, timeout=5.0):
                    what="fetchd fds back to %d" % base_fds)
     except AssertionError as e:
         raise AssertionError("%s (hostile %s, fds %d: %s)%s" % (e, h.stats(), d.fd_count(),
-                             sorted(os.readlink("/proc/%d/fd/%s" % (d.pid, f))
-                                    for f in os.listdir("/proc/%d/fd" % d.pid)), log_tail(d)))
+                             d.fd_list(), log_tail(d)))
 
 
 def rss_check(d, base_kb, slack_kb, what):

@@ -21,13 +21,10 @@ used) and the reason given for each kind of DNS failure.
 Run from the repository root:  python3 tests/integration/test_dns.py [NAME-FILTER...]
 """
 
-import atexit
 import collections
-import ctypes
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -37,206 +34,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (LOOPBACK_ALLOW, REPO, Fetchd, Hostile, Origin, Suite, by_url,  # noqa: E402
-                     free_port, free_udp_tcp_port, pattern_sha256, submit, wait_until)
+from harness import (_LIVE, LOOPBACK_ALLOW, REPO, Fetchd, Hostile, Origin, Suite, by_url,  # noqa: E402
+                     free_port, free_udp_tcp_port, ipv6_loopback, pattern_sha256, submit, wait_until)
+from dnsmasq import Dnsmasq, _skip_name, dns_query  # noqa: E402
 import hostile  # noqa: E402  (tests/lib is on the path now)
 
 suite = Suite(__file__, timeout=40)
 
-# ---- a tiny DNS client (enough to probe dnsmasq) ------------------------------------------------------
-
-QTYPE = {"A": 1, "AAAA": 28}
-RCODE = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
-
-
-def dns_packet(name: str, qtype: int, qid: int) -> bytes:
-    """A standard recursive query for name/qtype."""
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split("."))
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack(">HH", qtype, 1)
-
-
-def _skip_name(b: bytes, o: int) -> int:
-    while True:
-        n = b[o]
-        if n == 0:
-            return o + 1
-        if n & 0xC0 == 0xC0:
-            return o + 2
-        o += 1 + n
-
-
-def dns_query(port: int, name: str, qtype: str = "A", timeout: float = 1.0):
-    """Ask 127.0.0.1:port over UDP. Returns (rcode name, [(type, address, ttl)...]) in answer order;
-    socket.timeout when nothing comes back."""
-    qid = int.from_bytes(os.urandom(2), "big")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(dns_packet(name, QTYPE[qtype], qid), ("127.0.0.1", port))
-        deadline = time.monotonic() + timeout
-        while True:
-            s.settimeout(max(0.001, deadline - time.monotonic()))
-            b, _ = s.recvfrom(4096)
-            if len(b) >= 12 and struct.unpack(">H", b[:2])[0] == qid:
-                break
-    flags, qd, an = struct.unpack(">HHH", b[2:8])
-    o = 12
-    for _ in range(qd):
-        o = _skip_name(b, o) + 4
-    answers = []
-    for _ in range(an):
-        o = _skip_name(b, o)
-        rtype, _cls, ttl, rdlen = struct.unpack(">HHIH", b[o:o + 10])
-        o += 10
-        rdata = b[o:o + rdlen]
-        o += rdlen
-        if rtype == 1:
-            answers.append(("A", socket.inet_ntop(socket.AF_INET, rdata), ttl))
-        elif rtype == 28:
-            answers.append(("AAAA", socket.inet_ntop(socket.AF_INET6, rdata), ttl))
-    return RCODE.get(flags & 0xF, str(flags & 0xF)), answers
-
-
-# ---- processes and servers this file starts -----------------------------------------------------------
-
-_MINE = []  # stopped at exit (each .stop() is idempotent), like the harness's own processes
-
-
-@atexit.register
-def _stop_mine():
-    for obj in reversed(list(_MINE)):
-        try:
-            obj.stop()
-        except Exception:
-            pass
-
-
-def _pdeathsig():
-    """preexec_fn: the child gets SIGKILL if the test process dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-class Dnsmasq:
-    """dnsmasq answering for the test zone on 127.0.0.1:port, logging every query to a file.
-
-    hosts: [(address, name)...] written to an --addn-hosts file (a name may appear on several lines:
-    several addresses). args: more dnsmasq options (--address=, --host-record=, --server=...).
-    local_ttl: --local-ttl (dnsmasq's default, 0, is used when None).
-    Besides --local=/test/, --local=/#/ makes dnsmasq answer NXDOMAIN (not REFUSED) for every other
-    name: c-ares tries the search domains of /etc/resolv.conf after an NXDOMAIN (or first, with a
-    high ndots), and a CI machine's search domain must not turn "no such host" into a REFUSED for
-    name.<search domain>, which is what fetchd would then report. Counts are kept per exact name
-    for the same reason.
-    """
-
-    CTL = ".ctl.test"  # names of the probes this helper sends itself; queries() leaves them out
-
-    def __init__(self, hosts=(), args=(), local_ttl=None):
-        self.dir = tempfile.mkdtemp(prefix="fetchd-dnsmasq-")
-        self.hosts_path = os.path.join(self.dir, "hosts")
-        self.log_path = os.path.join(self.dir, "queries.log")
-        with open(self.hosts_path, "w") as f:
-            f.write("".join("%s %s\n" % (ip, name) for ip, name in hosts))
-        self.args = list(args)
-        if local_ttl is not None:
-            self.args.append("--local-ttl=%d" % local_ttl)
-        self.proc = None
-        self._probe = 0
-        _MINE.append(self)
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self):
-        last = ""
-        for _attempt in range(5):  # the port may be taken between picking and binding: retry
-            self.port = free_udp_tcp_port()
-            argv = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
-                    "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-                    "--local=/test/", "--local=/#/", "--pid-file=", "--log-queries",
-                    "--log-facility=" + self.log_path, "--addn-hosts=" + self.hosts_path] + self.args
-            if os.geteuid() == 0:
-                argv.append("--user=root")
-            err_path = os.path.join(self.dir, "stderr")
-            with open(err_path, "wb") as err:
-                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                             stderr=err, preexec_fn=_pdeathsig)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    # any reply at all means it is serving
-                    dns_query(self.port, "ready%s" % self.CTL, timeout=0.1)
-                    return
-                except OSError:  # socket.timeout, or ECONNREFUSED before it binds
-                    pass
-            self.proc.kill()
-            self.proc.wait()
-            with open(err_path, errors="replace") as f:
-                last = f.read() + self.log_text()
-            if "in use" not in last:
-                break
-        raise RuntimeError("dnsmasq did not start: " + last[-2000:])
-
-    @property
-    def server(self) -> str:
-        """The [dns] servers value for fetchd."""
-        return "127.0.0.1:%d" % self.port
-
-    def log_text(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def sync(self):
-        """Barrier: send a probe and wait until it is in the log, so that every query dnsmasq got
-        before it is logged too."""
-        self._probe += 1
-        name = "sync%d%s" % (self._probe, self.CTL)
-        dns_query(self.port, name, timeout=2.0)
-        wait_until(lambda: ("] %s from" % name) in self.log_text(), timeout=5, what="dnsmasq log sync")
-
-    def queries(self, sync: bool = True):
-        """[(type, name)...] of every query fetchd sent, in order (the probes left out)."""
-        if sync:
-            self.sync()
-        out = []
-        for m in re.finditer(r"query\[(\w+)\] (\S+) from ", self.log_text()):
-            if not m.group(2).endswith(self.CTL):
-                out.append((m.group(1), m.group(2)))
-        return out
-
-    def count(self, name: str, qtype: str = "A", sync: bool = True) -> int:
-        return sum(1 for q in self.queries(sync) if q == (qtype, name))
-
-    def stop(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-        if self in _MINE:
-            _MINE.remove(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
+# ---- servers this file starts (stopped at exit with the harness's) ----------------------------------
 
 class UdpServer:
     """A UDP "DNS server" on 127.0.0.1 for dnsmasq to forward a zone to. rcode=None: a blackhole that
@@ -255,7 +60,7 @@ class UdpServer:
             self.sock.settimeout(0.1)
             self._thread = threading.Thread(target=self._serve, daemon=True)
             self._thread.start()
-        _MINE.append(self)
+        _LIVE.append(self)
 
     def _reply(self, b: bytes) -> bytes:
         qid, flags = struct.unpack(">HH", b[:4])
@@ -289,8 +94,8 @@ class UdpServer:
             self._thread.join(2)
             self._thread = None
         self.sock.close()
-        if self in _MINE:
-            _MINE.remove(self)
+        if self in _LIVE:
+            _LIVE.remove(self)
 
 
 class _Server(hostile.HostileServer):
@@ -306,23 +111,13 @@ class _Server(hostile.HostileServer):
         self.port = ls.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, name="hostile-accept", daemon=True)
         self._thread.start()
-        _MINE.append(self)
+        _LIVE.append(self)
         return self.port
 
     def stop(self):
         super().stop()
-        if self in _MINE:
-            _MINE.remove(self)
-
-
-def ipv6_loopback() -> bool:
-    """Can this host listen on [::1]?"""
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
+        if self in _LIVE:
+            _LIVE.remove(self)
 
 
 def servers_on_one_port(*hosts):

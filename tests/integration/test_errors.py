@@ -124,21 +124,6 @@ def check_duration(r, ms, lo=0.8, hi=5.0):
     assert lo * ms <= t < hi * ms, "took %.1f ms, expected about %d ms: %s" % (t, ms, j(r))
 
 
-def fds_settle(d: Fetchd, baseline: int, timeout=5.0):
-    """Wait until fetchd's descriptor count is back to baseline (+/- FD_SLACK)."""
-    last = [None]
-
-    def ok():
-        last[0] = d.fd_count()
-        return abs(last[0] - baseline) <= FD_SLACK
-    try:
-        wait_until(ok, timeout=timeout, what="fd count back to %d" % baseline)
-    except AssertionError:
-        raise AssertionError("fetchd fd count %s, %d after startup; fds: %s" % (
-            last[0], baseline, sorted(os.readlink("/proc/%d/fd/%s" % (d.pid, f))
-                                      for f in os.listdir("/proc/%d/fd" % d.pid))))
-
-
 def hostile_settles(timeout=5.0):
     """Wait until the hostile server has no connection open (raw_open counts the one asking)."""
     last = [None]
@@ -154,7 +139,7 @@ def hostile_settles(timeout=5.0):
 
 def own_daemon_settles(d: Fetchd, baseline: int):
     assert_alive(d)
-    fds_settle(d, baseline)
+    d.fds_settle(baseline, FD_SLACK)
     hostile_settles()
     assert_alive(d)
 
@@ -398,7 +383,7 @@ def test_timeout_connect():
             r = check_err(res[u], "timeout", phase="connect")
             check_duration(r, 300)
             assert r["attempts"] == 1, j(r)
-            fds_settle(d, base)
+            d.fds_settle(base, FD_SLACK)
             assert_alive(d)
     finally:
         for s in fillers:
@@ -584,7 +569,7 @@ def test_no_leaks_after_everything():
         rss0, rss1, len(mix), 8))
     if os.environ.get("FETCHD_SAN") != "asan":
         assert rss1 - rss0 < 2048, "fetchd grew from %d to %d KiB over 20 hostile rounds" % (rss0, rss1)
-    fds_settle(d, base)
+    d.fds_settle(base, FD_SLACK)
     hostile_settles()
     assert_alive(d)
     rc = d.stop()

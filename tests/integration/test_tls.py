@@ -37,12 +37,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
 from harness import (ECHO_MODULE, NGINX, REPO, Fetchd, FetchdStartError, Suite, by_url,  # noqa: E402
-                     free_port, sha256_hex, submit, wait_until, write_conf)
+                     free_port, ipv6_loopback, sha256_hex, submit, wait_until, write_conf)
 
 suite = Suite(__file__, timeout=60)
 FETCHD = os.environ.get("FETCHD_BIN") or os.path.join(REPO, "build", "fetchd")
 MAKE_CERTS = os.path.join(REPO, "tests", "tls", "make-certs.sh")
-FD_SLACK = 1
 
 
 # ---- the backend under test ----------------------------------------------------------------------
@@ -88,15 +87,6 @@ def certs() -> str:
 
 def cert(name: str) -> str:
     return os.path.join(certs(), name)
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 # ---- nginx: one server block per certificate --------------------------------------------------------
@@ -475,20 +465,6 @@ def base_fd_count(d) -> int:
     return d.fd_count()
 
 
-def fds_settle(d, baseline: int, timeout: float = 5.0, slack: int = FD_SLACK):
-    last = [None]
-
-    def ok():
-        last[0] = d.fd_count()
-        return abs(last[0] - baseline) <= slack
-    try:
-        wait_until(ok, timeout=timeout, what="fd count back to %d" % baseline)
-    except AssertionError:
-        raise AssertionError("fetchd fd count %s, %d after startup; fds: %s" % (
-            last[0], baseline, sorted(os.readlink("/proc/%d/fd/%s" % (d.pid, f))
-                                      for f in os.listdir("/proc/%d/fd" % d.pid))))
-
-
 # ---- result checks --------------------------------------------------------------------------------------
 
 def expect_version(server: str) -> str:
@@ -734,7 +710,7 @@ def _resumption_run(tag: str, cache_size: int):
             for u in urls:
                 tls_ok(got[u], SHA["/1k.html"], "ok12" if ":%d/" % n.port["ok12"] in u else "ok")
             logs.append(n.wait_log("?%s%d=" % (tag, b), 40))
-            fds_settle(d, base, timeout=3, slack=0)  # keepalive_idle_ms closed both connections
+            d.fds_settle(base, slack=0, timeout=3)  # keepalive_idle_ms closed both connections
         return stop_stats(d), logs
 
 
@@ -843,7 +819,7 @@ def mixed_batch_disturbs_nothing_and_descriptors_come_back():
             else:
                 tls_failed(r, msg, exact=exact, ip=ip)
         assert d.alive()
-        fds_settle(d, base, timeout=5, slack=0)  # every connection closed after keepalive_idle_ms
+        d.fds_settle(base, slack=0, timeout=5)  # every connection closed after keepalive_idle_ms
         # And it goes on as before.
         u = n.url("rsa", "/1m.bin?mix-after")
         tls_ok(run(d, [u], want_rc=0)[u], SHA["/1m.bin"], "rsa", new_conn=True)

@@ -75,6 +75,16 @@ def pattern_sha256(n: int) -> str:
     return sha256_hex(hostile.pattern_body(n))
 
 
+def ipv6_loopback() -> bool:
+    """Can this host listen on [::1]?"""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def free_udp_tcp_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 a moment ago (dnsmasq binds both)."""
     while True:
@@ -648,6 +658,23 @@ class Fetchd:
     def fd_count(self) -> int:
         """Open file descriptors of the daemon."""
         return len(os.listdir("/proc/%d/fd" % self.pid))
+
+    def fd_list(self) -> list:
+        """What the daemon's descriptors point at, sorted (for failure messages)."""
+        return sorted(os.readlink("/proc/%d/fd/%s" % (self.pid, f)) for f in os.listdir("/proc/%d/fd" % self.pid))
+
+    def fds_settle(self, baseline: int, slack: int = 1, timeout: float = 5.0):
+        """Wait until the descriptor count is back to baseline (+/- slack); AssertionError listing them."""
+        last = [None]
+
+        def ok():
+            last[0] = self.fd_count()
+            return abs(last[0] - baseline) <= slack
+        try:
+            wait_until(ok, timeout=timeout, what="fd count back to %d" % baseline)
+        except AssertionError:
+            raise AssertionError("fetchd fd count %s, %d after startup; fds: %s" % (last[0], baseline,
+                                                                                  self.fd_list()))
 
     def rss_kb(self) -> int:
         """Resident set size in KiB (VmRSS)."""
