@@ -395,6 +395,62 @@ int conf_get(const struct conf *c, const char *section, const char *key, char *b
 	return n < 0 || (size_t)n >= buflen ? -1 : 0;
 }
 
+/* ---- reload ---- */
+
+/* Keys a running fetchd cannot change: they size threads, rings and tables, set up the resolver or the
+ * TLS configuration, or name the socket. */
+static const char *const conf_restart_keys[] = {
+	"daemon.workers", "control.socket", "control.max_clients", "fetch.max_inflight",
+	"politeness.obey_robots", "dns.servers", "dns.timeout_ms", "dns.tries", "dns.cache_size",
+	"dns.family", "dns.hosts_file", "tls.ca_file", "tls.ca_path", "tls.min_version", "tls.verify",
+	"tls.session_cache_size",
+};
+
+bool conf_key_needs_restart(const char *section, const char *key)
+{
+	size_t sl = strlen(section);
+	for (size_t i = 0; i < sizeof conf_restart_keys / sizeof conf_restart_keys[0]; i++) {
+		const char *r = conf_restart_keys[i];
+		if (!strncmp(r, section, sl) && r[sl] == '.' && !strcmp(r + sl + 1, key))
+			return true;
+	}
+	return false;
+}
+
+/* Append "section.key" to a comma-separated list in buf, or "..." once it is full. */
+static void conf_list_add(char *buf, size_t buflen, const char *section, const char *key)
+{
+	size_t n = strlen(buf);
+	if (n >= 3 && !strcmp(buf + n - 3, "..."))
+		return;
+	int w = snprintf(buf + n, buflen - n, "%s%s.%s", n ? ", " : "", section, key);
+	if (w < 0 || (size_t)w >= buflen - n)
+		snprintf(buf + n, buflen - n, "%s", buflen - n > 4 ? (n ? ",..." : "...") : "");
+}
+
+int conf_reload(const struct conf *running, const struct conf *loaded, struct conf *out, char *changed,
+		size_t changed_len, char *pending, size_t pending_len)
+{
+	int nchanged = 0;
+	*out = *loaded;
+	changed[0] = pending[0] = '\0';
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		char was[CONF_ADDRS_MAX + 32], now[CONF_ADDRS_MAX + 32];
+		if (conf_get(running, k->section, k->name, was, sizeof(was)) < 0 ||
+		    conf_get(loaded, k->section, k->name, now, sizeof(now)) < 0 || !strcmp(was, now))
+			continue;
+		if (conf_key_needs_restart(k->section, k->name)) {
+			memcpy((char *)out + k->off, (const char *)running + k->off, k->width);
+			conf_list_add(pending, pending_len, k->section, k->name);
+		} else {
+			conf_list_add(changed, changed_len, k->section, k->name);
+			nchanged++;
+		}
+	}
+	return nchanged;
+}
+
 /* ---- string checks ---- */
 
 static void conf_echo(char *bad, size_t badlen, const char *s, size_t n)

@@ -3,6 +3,7 @@
 #ifndef FETCHD_CONF_H
 #define FETCHD_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -134,5 +135,14 @@ const char *conf_key(size_t i, const char **section);
 /* Format the value c holds for a key as the file would spell it (numbers in plain decimal, sizes in
  * bytes, the log level by name). Returns 0, or -1 for an unknown key or a buffer too small. */
 int conf_get(const struct conf *c, const char *section, const char *key, char *buf, size_t buflen);
+
+/* Reload (SIGHUP): out = loaded, except that keys a running daemon cannot change keep running's
+ * values. The keys that change go to changed ("fetch.user_agent, retry.times"), those that need a
+ * restart to pending; each list ends in "..." when it does not fit. Returns how many keys change. */
+int conf_reload(const struct conf *running, const struct conf *loaded, struct conf *out, char *changed,
+		size_t changed_len, char *pending, size_t pending_len);
+
+/* Whether a key can only change with a restart (see conf_reload). */
+bool conf_key_needs_restart(const char *section, const char *key);
 
 #endif

@@ -76,7 +76,7 @@ static int engine_tls(struct fetchd *d, char *err, size_t errlen)
 }
 
 /* The options every batch starts from, and the most any batch or URL may ask for. */
-static void engine_opts_default(const struct conf *c, struct fetch_opts *o)
+void fetchd_opts_default(const struct conf *c, struct fetch_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->method = OPTS_GET;
@@ -152,12 +152,13 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 {
 	memset(d, 0, sizeof(*d));
 	d->conf = *c;
+	d->max_inflight_conf = c->max_inflight;
 	service_init(d); /* first: fetchd_fini expects its descriptor set */
 	if (engine_fit_fds(d, engine_nworkers(c), err, errlen) < 0)
 		return -1;
 	d->listen_fd = d->signal_fd = d->efd = d->reserve_fd = -1;
 	d->window = conf_client_window(&d->conf);
-	engine_opts_default(&d->conf, &d->opts_default);
+	fetchd_opts_default(&d->conf, &d->opts_default);
 	d->now_ns = ring_now_ns();
 	list_init(&d->dirty);
 	int rc = ring_init(&d->ring, 256, 16, 4096); /* control traffic only: few, small receives */
@@ -199,7 +200,7 @@ static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
 		ring_mark_written(d->siginfo, sizeof(struct signalfd_siginfo));
 		const struct signalfd_siginfo *si = (const void *)d->siginfo;
 		if (si->ssi_signo == SIGHUP) {
-			log_warn("SIGHUP: reload is not supported yet; keeping the running configuration");
+			fetchd_reload(d);
 		} else if (!d->stopping) {
 			log_info("signal %u: stopping", si->ssi_signo);
 			d->stopping = true;

@@ -280,6 +280,7 @@ struct worker {
 	struct cancel_msg *in_cancels;
 	uint32_t in_ncancels, in_cancel_cap;
 	bool in_stop;
+	struct conf *in_conf;    /* a reloaded configuration to apply (malloc'd), or NULL */
 	/* outbox: records { struct fetch *, uint32_t len, len bytes of JSON } for the control thread */
 	pthread_mutex_t out_lock;
 	struct buf out_shared;
@@ -324,6 +325,9 @@ enum wait_kind { WAIT_FETCH = 1, WAIT_HOST };
 /* The control thread. */
 struct fetchd {
 	struct conf conf;
+	const char *conf_path;   /* -c FILE, re-read on SIGHUP; NULL: built-in defaults */
+	bool socket_overridden;  /* -s or $FETCHD_SOCKET named the socket: the file's socket = is not used */
+	uint32_t max_inflight_conf; /* max_inflight as configured, before the open-file limit clamped it */
 	struct shared sh;
 	struct tls_config *tls_cfg;
 	char tls_cfg_error[256];
@@ -375,6 +379,7 @@ void service_init(struct fetchd *d);      /* read $NOTIFY_SOCKET and $WATCHDOG_U
 void service_ready(struct fetchd *d);     /* READY=1, then STATUS= each second and the watchdog */
 void service_on_timer(struct fetchd *d, uint8_t kind); /* TK_STATUS or TK_WATCHDOG is due */
 void service_stopping(struct fetchd *d);  /* STOPPING=1 */
+void service_reloading(struct fetchd *d, bool done); /* RELOADING=1, then READY=1 */
 void service_fini(struct fetchd *d);
 
 /* worker.c: a worker thread and the messages to and from it */
@@ -389,6 +394,9 @@ void worker_wake(struct worker *w);
 void worker_submit(struct worker *w, struct fetch *f);       /* hand a fetch over (wake afterwards) */
 void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen, bool report);
 void worker_stop(struct worker *w);
+void worker_reconf(struct worker *w, const struct conf *c); /* reload: takes a copy of c */
+void fetchd_reload(struct fetchd *d);     /* SIGHUP: re-read the file, apply what can change live */
+void fetchd_opts_default(const struct conf *c, struct fetch_opts *o); /* a batch's starting options */
 void worker_take_results(struct worker *w, struct buf *into); /* into must be empty */
 void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, const uint8_t *, uint32_t),
 		    void *arg);
@@ -432,6 +440,8 @@ struct host *sched_host_find(struct worker *w, const struct url *u); /* NULL whe
 enum { ROBOTS_GO = 0, ROBOTS_WAIT, ROBOTS_DENY };
 int robotstxt_init(struct worker *w, char *err, size_t errlen);
 void robotstxt_fini(struct worker *w);
+bool robotstxt_ua_ok(const char *user_agent); /* it has a product token to match groups with */
+void robotstxt_reconf(struct worker *w);      /* the configuration changed (reload) */
 /* May f be sent to h now? ROBOTS_WAIT: its robots.txt is being fetched (started here if need be);
  * ROBOTS_DENY with why. *delay_ns: the host's Crawl-delay, 0 if none. */
 int robotstxt_check(struct worker *w, struct host *h, const struct fetch *f, int64_t *delay_ns, char *why,

@@ -100,6 +100,8 @@ int main(int argc, char **argv)
 		fetchd_fini(&d);
 		return 1;
 	}
+	d.conf_path = conf_path;
+	d.socket_overridden = sock != NULL;
 	int rc = fetchd_run(&d);
 	fetchd_fini(&d);
 	return rc < 0 ? 1 : 0;

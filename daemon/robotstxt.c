@@ -44,6 +44,22 @@ static void robotstxt_token(const char *ua, char *out, size_t cap)
 	out[n] = 0;
 }
 
+/* Whether user_agent yields a product token robots.txt groups can be matched with. */
+bool robotstxt_ua_ok(const char *user_agent)
+{
+	char token[sizeof(((struct worker *)0)->robots_token)];
+	robotstxt_token(user_agent, token, sizeof(token));
+	return robots_token_valid(token);
+}
+
+/* After a reload: the token follows the new user_agent (checked with robotstxt_ua_ok first). Rules
+ * already cached were matched with the old one and stay until they expire. */
+void robotstxt_reconf(struct worker *w)
+{
+	if (w->robots)
+		robotstxt_token(w->conf.user_agent, w->robots_token, sizeof(w->robots_token));
+}
+
 int robotstxt_init(struct worker *w, char *err, size_t errlen)
 {
 	list_init(&w->robots_fetches);

@@ -86,6 +86,11 @@ void service_stopping(struct fetchd *d)
 	service_status(d);
 }
 
+void service_reloading(struct fetchd *d, bool done)
+{
+	service_send(d, done ? "READY=1" : "RELOADING=1");
+}
+
 void service_fini(struct fetchd *d)
 {
 	sdnotify_fini(&d->notify);

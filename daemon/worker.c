@@ -227,6 +227,39 @@ static void worker_cancel(struct worker *w, const struct cancel_msg *m)
 	}
 }
 
+/* A reloaded configuration (fetchd_reload checked it; keys that need a restart are unchanged).
+ * Fetches already admitted keep the options they were admitted with. */
+static void worker_apply_conf(struct worker *w, struct conf *c)
+{
+	struct addrpolicy p;
+	char err[256];
+	if (addrpolicy_parse(&p, c->allow_addresses, c->deny_addresses, err, sizeof(err)) < 0) {
+		log_error("worker %u: reload: [security]: %s; keeping the old address policy", w->id, err);
+		snprintf(c->allow_addresses, sizeof(c->allow_addresses), "%s", w->conf.allow_addresses);
+		snprintf(c->deny_addresses, sizeof(c->deny_addresses), "%s", w->conf.deny_addresses);
+	} else {
+		w->policy = p;
+	}
+	w->conf = *c;
+	free(c);
+	robotstxt_reconf(w);
+}
+
+void worker_reconf(struct worker *w, const struct conf *c)
+{
+	struct conf *copy = malloc(sizeof(*copy));
+	if (!copy) {
+		log_error("worker %u: reload: out of memory; it keeps the old configuration", w->id);
+		return;
+	}
+	*copy = *c;
+	pthread_mutex_lock(&w->in_lock);
+	free(w->in_conf);
+	w->in_conf = copy;
+	pthread_mutex_unlock(&w->in_lock);
+	worker_wake(w);
+}
+
 static void worker_drain_inbox(struct worker *w)
 {
 	struct link fetches;
@@ -244,7 +277,11 @@ static void worker_drain_inbox(struct worker *w)
 	w->in_cancels = NULL;
 	w->in_ncancels = w->in_cancel_cap = 0;
 	bool stop = w->in_stop;
+	struct conf *conf = w->in_conf;
+	w->in_conf = NULL;
 	pthread_mutex_unlock(&w->in_lock);
+	if (conf)
+		worker_apply_conf(w, conf);
 	struct link *l;
 	while ((l = list_pop(&fetches)))
 		worker_admit(w, list_entry(l, struct fetch, queue_link));
@@ -493,6 +530,7 @@ void worker_fini(struct worker *w)
 	 * thread, from its list of each client's fetches */
 	free(w->client_fetches);
 	free(w->in_cancels);
+	free(w->in_conf);
 	lrumap_free(w->tls_sessions);
 	buf_free(&w->out_local);
 	buf_free(&w->out_shared);

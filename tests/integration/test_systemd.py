@@ -454,6 +454,116 @@ def access_lists_allow_exactly_what_they_name():
         assert rc == 0 and len(res) == 4, err
 
 
+# ---- reload (SIGHUP) ------------------------------------------------------------------------------
+
+def echo_headers(d, h) -> dict:
+    """The request headers fetchd sent to /echo-request, through a fetch that keeps the body (hostile's
+    request log: {name: value})."""
+    target = "/echo-request?r=%f" % time.monotonic()
+    rc, res, err = submit(d.sock, [h.url(target)])
+    assert rc == 0 and len(res) == 1 and res[0]["error"] is None, (rc, res, err)
+    reqs = [r for r in h.log() if r["target"] == target]
+    assert len(reqs) == 1, reqs
+    return {k.lower(): v for k, v in reqs[0]["headers"]}
+
+
+def reload_conf(d, conf, marker: str, timeout: float = 5.0) -> str:
+    """Rewrite the daemon's file, SIGHUP, and wait for the log line that starts with marker (after the
+    ones already there); returns that line."""
+    before = d.log_text().count(marker)
+    write_conf(d.conf_path, conf)
+    d.signal(1)
+    wait_until(lambda: d.log_text().count(marker) > before, timeout=timeout, what="'%s' in the log" % marker)
+    return [l for l in d.log_text().splitlines() if marker in l][-1]
+
+
+BASE = {"security": {"allow_addresses": LOOPBACK_ALLOW}, "retry": {"times": 0}}
+
+
+@suite.test
+def reload_applies_live_keys_and_names_restart_keys():
+    with Notify() as n, Hostile() as h:
+        conf = dict(BASE, fetch={"user_agent": "before/1"})
+        with Fetchd(conf, env=n.env) as d:
+            assert echo_headers(d, h)["user-agent"] == "before/1"
+            rc, res, err = submit(d.sock, [h.url("/ok?len=5000")])
+            assert rc == 0 and res[0]["error"] is None and res[0]["body_bytes"] == 5000, res
+            new = dict(BASE, fetch={"user_agent": "after/2", "max_body_bytes": 1000},
+                       daemon={"workers": 3}, dns={"servers": "127.0.0.1:1"})
+            line = reload_conf(d, new, "reload file=")
+            assert 'changed=2 keys="fetch.max_body_bytes, fetch.user_agent"' in line, line
+            warn = [l for l in d.log_text().splitlines() if "need a restart" in l]
+            assert warn and "daemon.workers, dns.servers changed in " + d.conf_path in warn[-1], warn
+            assert echo_headers(d, h)["user-agent"] == "after/2"
+            rc, res, err = submit(d.sock, [h.url("/ok?len=5000")])
+            e = res[0]["error"]
+            assert rc != 0 and e and e["class"] == "too_large" and "1000" in e["message"], res
+            # still one lookup path (dns.servers kept its old value): a name from /etc/hosts resolves
+            rc, res, err = submit(d.sock, [h.url("/ok?len=10", host="localhost")])
+            assert rc == 0 and res[0]["error"] is None, res
+            # systemd hears RELOADING=1, then READY=1 again
+            n.wait_for("RELOADING=1", what="RELOADING=1")
+            n.drain(0.3)
+            msgs = lines(n)
+            assert msgs.index("RELOADING=1") < len(msgs) - 1 - msgs[::-1].index("READY=1"), msgs
+
+
+@suite.test
+def reload_with_a_bad_file_keeps_the_running_configuration():
+    robots = {"obey_robots": "yes"}
+    with Hostile() as h:
+        with Fetchd(dict(BASE, fetch={"user_agent": "keep/1"}, politeness=robots)) as d:
+            line = reload_conf(d, "[fetch]\nuser_agent = lost/2\nbogus = 1\n", "reload failed")
+            assert "keeping the running configuration" in line and "fetchd.conf:3: unknown key 'bogus'" in line, line
+            assert echo_headers(d, h)["user-agent"] == "keep/1"
+            line = reload_conf(d, dict(BASE, fetch={"timeout_ms": 0}, politeness=robots), "reload failed")
+            assert "timeout_ms" in line, line
+            # a file the loader takes but the running daemon could not use is refused the same way
+            line = reload_conf(d, dict(BASE, fetch={"user_agent": "(no token)"}, politeness=robots), "reload failed")
+            assert "no product token" in line, line
+            assert echo_headers(d, h)["user-agent"] == "keep/1"
+            line = reload_conf(d, dict(BASE, fetch={"user_agent": "good/3"}, politeness=robots), "reload file=")
+            assert 'keys="fetch.user_agent"' in line, line
+            assert echo_headers(d, h)["user-agent"] == "good/3"
+            assert d.alive()
+
+
+@suite.test
+def reload_changes_who_may_connect():
+    with Hostile() as h, Fetchd(BASE) as d:
+        open_up(d)
+        urls = [h.url("/ok?len=5&k=%d" % i) for i in range(2)]
+        rc, out, err = as_user(d, 65534, 65534, [], urls)
+        refused(d, rc, out, err, 65534)
+        reload_conf(d, dict(BASE, control={"allow_uids": "65534"}), "reload file=")
+        rc, out, err = as_user(d, 65534, 65534, [], urls)
+        assert rc == 0 and len(parse_jsonl(out)) == 2, (rc, err)
+        reload_conf(d, BASE, "reload file=")
+        rc, out, err = as_user(d, 65534, 65534, [], urls)
+        refused(d, rc, out, err, 65534)
+
+
+@suite.test
+def reload_mid_batch_loses_nothing():
+    with Hostile() as h, Fetchd(dict(BASE, fetch={"user_agent": "a/1"})) as d:
+        urls = [h.url("/delay?ms=%d&len=100&k=%d" % (20 * (i % 10), i)) for i in range(200)]
+        path = os.path.join(d.dir, "urls.txt")
+        with open(path, "w") as f:
+            f.write("".join(u + "\n" for u in urls))
+        p = subprocess.Popen([FETCHCTL, "-s", d.sock, "-q", "submit", path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        for i in range(5):
+            time.sleep(0.1)
+            reload_conf(d, dict(BASE, fetch={"user_agent": "a/%d" % (i + 2)},
+                                politeness={"delay_ms": 0 if i % 2 else 1}), "reload file=")
+        out, err = p.communicate(timeout=60)
+        res = parse_jsonl(out)
+        assert p.returncode == 0 and len(res) == 200, err
+        assert sorted(r["url"] for r in res) == sorted(urls)
+        assert all(r["error"] is None and r["body_bytes"] == 100 for r in res)
+        assert d.log_text().count("reload file=") == 5 and d.alive()
+
+
 # ---- 5. man pages ---------------------------------------------------------------------------------
 
 MAN_PAGES = ("man1/fetchctl.1", "man5/fetchd.conf.5", "man8/fetchd.8")

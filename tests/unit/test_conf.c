@@ -720,6 +720,43 @@ static void test_example_documents_every_key(void)
 	}
 }
 
+/* conf_reload: live keys change, restart keys keep their running values, and the lists say which. */
+static void test_reload(void)
+{
+	struct conf run, file, out;
+	char changed[512], pending[512], why[256];
+	conf_defaults(&run);
+	conf_defaults(&file);
+	int n = conf_reload(&run, &file, &out, changed, sizeof(changed), pending, sizeof(pending));
+	CHECK(n == 0 && !changed[0] && !pending[0], "identical: n=%d '%s' '%s'", n, changed, pending);
+	static const char *const set[][3] = {
+		{ "fetch", "user_agent", "x/2" },      { "retry", "times", "5" },
+		{ "daemon", "workers", "3" },           { "control", "socket", "/tmp/other.sock" },
+		{ "dns", "servers", "127.0.0.1:5353" }, { "dns", "min_ttl_s", "1" },
+		{ "tls", "verify", "no" },              { "control", "allow_uids", "1000" },
+		{ "fetch", "max_inflight", "7" },       { "politeness", "obey_robots", "yes" },
+	};
+	for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+		CHECK(conf_set(&file, set[i][0], set[i][1], set[i][2], why, sizeof(why)) == 0, "%s", why);
+	n = conf_reload(&run, &file, &out, changed, sizeof(changed), pending, sizeof(pending));
+	CHECK(n == 4, "n=%d", n);
+	CHECK(!strcmp(changed, "control.allow_uids, fetch.user_agent, retry.times, dns.min_ttl_s"), "%s", changed);
+	CHECK(!strcmp(pending, "daemon.workers, control.socket, fetch.max_inflight, politeness.obey_robots, "
+			       "dns.servers, tls.verify"), "%s", pending);
+	CHECK(!strcmp(out.user_agent, "x/2") && out.retry_times == 5 && out.dns_min_ttl_s == 1 &&
+		      !strcmp(out.allow_uids, "1000"), "live keys applied");
+	CHECK(out.workers == run.workers && !strcmp(out.socket_path, run.socket_path) && !out.dns_servers[0] &&
+		      !strcmp(out.tls_verify, "yes") && out.max_inflight == run.max_inflight &&
+		      !strcmp(out.obey_robots, "no"), "restart keys kept");
+	/* lists that do not fit end in "..." */
+	char small[24];
+	n = conf_reload(&run, &file, &out, small, sizeof(small), pending, sizeof(pending));
+	CHECK(n == 4 && strlen(small) < sizeof(small) && strstr(small, "...") != NULL, "'%s'", small);
+	CHECK(conf_key_needs_restart("tls", "ca_file") && !conf_key_needs_restart("tls", "max_handshakes") &&
+		      !conf_key_needs_restart("dns", "negative_ttl_s") && conf_key_needs_restart("dns", "family"),
+	      "classification");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -737,5 +774,6 @@ int main(void)
 	test_ids();
 	test_example_is_defaults();
 	test_example_documents_every_key();
+	test_reload();
 	return test_report();
 }
