@@ -43,7 +43,14 @@ $(B)/fetchd: $(B)/daemon/main.o $(B)/libfetchd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_D)
 
 FETCHCTL_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard tools/*.c))
+LDLIBS_CTL = -lz -lmbedcrypto
 $(B)/fetchctl: $(FETCHCTL_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CTL)
+
+# fetchctl's WARC writer and body files are not in libfetchd.a: their tests link the tools' objects.
+$(B)/test_warc: $(B)/tests/unit/test_warc.o $(B)/tools/warc.o $(B)/tools/spool.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CTL)
+$(B)/test_outdir: $(B)/tests/unit/test_outdir.o $(B)/tools/outdir.o
 	$(CC) $(LDFLAGS) -o $@ $^
 
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libfetchd.a

@@ -55,6 +55,7 @@ struct conn *conn_alloc(struct worker *w)
 	list_init(&c->pool_link);
 	list_init(&c->lru_link);
 	list_init(&c->nobufs_link);
+	list_init(&c->pause_link);
 	w->nconns++;
 	return c;
 }
@@ -122,6 +123,7 @@ void conn_close(struct worker *w, struct conn *c, const char *reason)
 	}
 	if (list_linked(&c->nobufs_link))
 		list_del(&c->nobufs_link);
+	capture_forget(c);
 	c->close_reason = reason;
 	conn_decode_end(c);
 	conn_set_state(c, C_CLOSING);
@@ -170,8 +172,9 @@ static int64_t conn_deadline(const struct worker *w, const struct conn *c, const
 	} else if (c->state == C_BUSY) {
 		if (!c->headers_done)
 			CONN_CAND(c->t_req_ns + conn_ms(fo ? fo->header_timeout_ms : cf->header_timeout_ms), "header");
-		CONN_CAND((c->got_bytes ? c->t_last_recv_ns : c->t_req_ns) +
-				  conn_ms(fo ? fo->idle_timeout_ms : cf->idle_timeout_ms), "idle");
+		if (!c->paused) /* waiting for its client (capture) is not the server's idleness */
+			CONN_CAND((c->got_bytes ? c->t_last_recv_ns : c->t_req_ns) +
+					  conn_ms(fo ? fo->idle_timeout_ms : cf->idle_timeout_ms), "idle");
 	}
 	if (c->state == C_IDLE)
 		CONN_CAND(c->t_idle_ns + conn_ms(cf->keepalive_idle_ms), "keepalive");
@@ -225,11 +228,34 @@ static void conn_set_ip(struct conn *c)
 
 static void conn_arm_recv(struct worker *w, struct conn *c)
 {
-	if (c->recv_armed || c->state == C_CLOSING)
+	if (c->recv_armed || c->state == C_CLOSING || c->paused)
 		return;
-	ring_recv_multi(&w->ring, c->fd, conn_ud(c, OP_CONN_RECV));
+	/* A capturing fetch takes one buffer at a time, so that a pause (capture.c) takes effect at once
+	 * instead of after every byte the socket holds has arrived. */
+	if (c->fetch && c->fetch->capture)
+		ring_recv_one(&w->ring, c->fd, conn_ud(c, OP_CONN_RECV));
+	else
+		ring_recv_multi(&w->ring, c->fd, conn_ud(c, OP_CONN_RECV));
 	c->recv_armed = true;
 	c->ops++;
+}
+
+void conn_stop_recv(struct worker *w, struct conn *c)
+{
+	if (list_linked(&c->nobufs_link))
+		list_del(&c->nobufs_link);
+	if (!c->recv_armed || c->recv_cancelling)
+		return;
+	ring_cancel(&w->ring, conn_ud(c, OP_CONN_RECV), conn_ud(c, OP_CONN_CANCEL));
+	c->recv_cancelling = true;
+	c->ops++;
+}
+
+void conn_resume_recv(struct worker *w, struct conn *c)
+{
+	c->t_last_recv_ns = w->now_ns; /* the idle time starts again */
+	conn_arm_recv(w, c);
+	conn_arm_timer(w, c);
 }
 
 /* Start connecting to the address at c->addr_idx. Returns 0, or -errno when no socket could be made. */
@@ -353,6 +379,7 @@ static void conn_begin_request(struct worker *w, struct conn *c)
 	}
 	c->req_len = (uint32_t)n;
 	c->req_sent = 0;
+	capture_exchange(w, c);
 	c->got_bytes = false;
 	c->headers_done = false;
 	c->wire_bytes = 0;
@@ -434,6 +461,7 @@ void conn_start(struct worker *w, struct fetch *f)
 void conn_release(struct worker *w, struct conn *c, bool reusable)
 {
 	conn_decode_end(c);
+	capture_forget(c);
 	if (!reusable || w->stopping || w->conf.keepalive_idle_ms == 0) {
 		conn_close(w, c, reusable ? "keep-alive disabled" : "not reusable");
 		return;
@@ -534,10 +562,16 @@ static const char *conn_parse_class(int err)
 }
 
 /* Feed response bytes to the parser. Returns false when the exchange ended (c may be gone). */
-/* Decoded body bytes: counted against max_body_bytes and hashed. Nonzero stops the decoder. */
+struct conn_sink {
+	struct worker *w;
+	struct conn *c;
+};
+
+/* Decoded body bytes: counted against max_body_bytes, hashed, captured. Nonzero stops the decoder. */
 static int conn_body(void *arg, const uint8_t *p, size_t n)
 {
-	struct conn *c = arg;
+	const struct conn_sink *s = arg;
+	struct conn *c = s->c;
 	c->body_bytes += n;
 	if (c->body_bytes > c->fetch->opts.max_body_bytes)
 		return 1;
@@ -545,6 +579,7 @@ static int conn_body(void *arg, const uint8_t *p, size_t n)
 		robotstxt_body(c->fetch, p, n);
 	if (c->fetch->hash)
 		tls_sha256_update(&c->sha, p, n);
+	capture_body(s->w, c, p, n);
 	return 0;
 }
 
@@ -582,8 +617,10 @@ static bool conn_headers(struct worker *w, struct conn *c)
 
 static bool conn_body_in(struct worker *w, struct conn *c, const uint8_t *p, size_t n)
 {
-	int rc = c->decoding ? decode_feed(&c->dec, p, n, w->decoded, sizeof(w->decoded), conn_body, c)
-			     : conn_body(c, p, n) ? DECODE_E_SINK : DECODE_OK;
+	struct conn_sink s = { w, c };
+	capture_payload(c, p, n);
+	int rc = c->decoding ? decode_feed(&c->dec, p, n, w->decoded, sizeof(w->decoded), conn_body, &s)
+			     : conn_body(&s, p, n) ? DECODE_E_SINK : DECODE_OK;
 	if (rc == DECODE_OK)
 		return true;
 	if (rc == DECODE_E_SINK)
@@ -598,6 +635,7 @@ static bool conn_body_in(struct worker *w, struct conn *c, const uint8_t *p, siz
  * false when that failed the fetch (c then closes). */
 static bool conn_response_done(struct worker *w, struct conn *c)
 {
+	capture_end(w, c);
 	if (c->decoding) {
 		int rc = decode_finish(&c->dec);
 		if (rc != DECODE_OK) {
@@ -622,6 +660,7 @@ static bool conn_feed(struct worker *w, struct conn *c, const uint8_t *data, siz
 			conn_fail(w, c, conn_parse_class((int)n), NULL, "bad response", http1_strerror((int)n));
 			return false;
 		}
+		capture_response(w, c, data + off, (size_t)n);
 		off += (size_t)n;
 		if (ev.type == HTTP1_EV_HEADERS) {
 			if (!conn_headers(w, c))
@@ -866,6 +905,8 @@ static void conn_on_recv(struct worker *w, struct conn *c, const struct ring_cqe
 	uint8_t *data = ring_cqe_has_buf(cqe) ? ring_buf_get(&w->ring, cqe, &bid) : NULL;
 	if (c->state == C_CLOSING) {
 		/* nothing to do with the bytes */
+	} else if (cqe->res == -ECANCELED && c->recv_cancelling) {
+		/* stopped while its client catches up (capture): armed again below once it may */
 	} else if (cqe->res == -ENOBUFS) {
 		w->ring.enobufs++;
 		list_add_tail(&w->nobufs, &c->nobufs_link);
@@ -891,6 +932,10 @@ static void conn_on_recv(struct worker *w, struct conn *c, const struct ring_cqe
 	}
 	if (data)
 		ring_buf_put(&w->ring, bid);
+	if (!c->recv_armed)
+		c->recv_cancelling = false;
+	if (c->state == C_BUSY)
+		capture_check(w, c);
 	if ((c->state == C_BUSY || c->state == C_IDLE) && !list_linked(&c->nobufs_link))
 		conn_arm_recv(w, c);
 }

@@ -234,12 +234,39 @@ static void control_fetch_done(struct fetchd *d, struct fetch *f)
 
 static void control_reroute(struct fetchd *d, struct fetch *f);
 
+/* Capture bytes from a worker (capture.c): a CAPTURE frame, counted until acknowledged to it. */
+static void client_capture(struct fetchd *d, struct client *c, const uint8_t *p, uint32_t len)
+{
+	if (c->cancelling || c->state != CL_OPEN || !c->cap_unacked)
+		return;
+	client_frame(c, FETCHD_FR_CAPTURE, (const char *)p, len);
+	c->cap_unacked[d->results_worker] += len;
+	client_mark_dirty(d, c);
+}
+
+/* Once what c has queued is under half its buffer, tell the workers that its capture bytes left. */
+static void client_capture_ack(struct fetchd *d, struct client *c)
+{
+	if (!c->cap_unacked || c->out.len + c->sending.len - c->sent > d->conf.client_buffer_bytes / 2)
+		return;
+	for (uint32_t i = 0; i < d->nworkers; i++) {
+		if (!c->cap_unacked[i])
+			continue;
+		worker_capture_ack(&d->workers[i], c->idx, c->gen, c->cap_unacked[i]);
+		c->cap_unacked[i] = 0;
+	}
+}
+
 static void control_record(void *arg, struct fetch *f, const uint8_t *line, uint32_t len)
 {
 	struct fetchd *d = arg;
 	struct client *c = f->client;
 	if (len == WORKER_REROUTE && !c->cancelling && c->state == CL_OPEN) {
 		control_reroute(d, f);
+		return;
+	}
+	if (len != WORKER_REROUTE && (len & WORKER_CAPTURE)) {
+		client_capture(d, c, line, len & ~WORKER_CAPTURE);
 		return;
 	}
 	if (len == WORKER_REROUTE)
@@ -255,6 +282,7 @@ void control_results(struct fetchd *d)
 {
 	for (uint32_t i = 0; i < d->nworkers; i++) {
 		worker_take_results(&d->workers[i], &d->results);
+		d->results_worker = i;
 		worker_records(&d->results, control_record, d);
 		d->results.len = 0;
 	}
@@ -287,6 +315,7 @@ static void client_reject_line(struct fetchd *d, struct client *c, const char *l
 	r.url_len = len;
 	r.err_class = cls;
 	r.attempts = 0;
+	r.seq = c->capture ? (int64_t)c->urls - 1 : -1;
 	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);
 	d->stats.fetches_failed++;
 	client_result(d, c, &r, NULL, 0);
@@ -338,6 +367,8 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 	f->client_idx = c->idx;
 	f->client_gen = c->gen;
 	f->hash = c->hash;
+	f->capture = c->capture;
+	f->seq = (uint32_t)(c->urls - 1);
 	list_init(&f->wlink);
 	list_add_tail(&c->fetches, &f->client_link);
 	c->admitted++;
@@ -384,6 +415,8 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 		if (rc == PROTO_E_OPTIONS)
 			snprintf(msg, sizeof(msg), "HELLO \"options\" must be a string of at most %zu bytes",
 				 sizeof(h.options) - 4);
+		else if (rc == PROTO_E_CAPTURE)
+			snprintf(msg, sizeof(msg), "HELLO \"capture\" must be \"raw\", \"body\" or \"raw,body\"");
 		else
 			snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)",
 				 (long long)h.protocol, FETCHD_PROTO_VERSION);
@@ -391,6 +424,11 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 		return;
 	}
 	c->hash = h.hash; /* "hash": false: no body_sha256, less CPU */
+	if (h.capture && !(c->cap_unacked = calloc(d->nworkers, sizeof(*c->cap_unacked)))) {
+		client_fatal(d, c, "out of memory");
+		return;
+	}
+	c->capture = h.capture;
 	c->opts = d->opts_default;
 	if (opts_parse(h.options, (size_t)(h.options_len > 0 ? h.options_len : 0), &d->opts_default, &c->opts,
 		       extra, sizeof(extra), why, sizeof(why)) < 0) {
@@ -510,6 +548,9 @@ static void client_free(struct fetchd *d, struct client *c)
 	buf_free(&c->sending);
 	free(c->extra);
 	c->extra = NULL;
+	free(c->cap_unacked);
+	c->cap_unacked = NULL;
+	c->capture = 0;
 	c->state = CL_FREE;
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
 	d->client_free[d->nclient_free++] = c->idx;
@@ -771,6 +812,7 @@ static void client_on_send(struct fetchd *d, struct client *c, int res)
 		c->sending.len = 0;
 		c->sent = 0;
 	}
+	client_capture_ack(d, c);
 	client_mark_dirty(d, c);
 }
 

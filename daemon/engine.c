@@ -291,18 +291,20 @@ static void engine_log_stats(struct fetchd *d)
 		s.redirects += ws->redirects;
 		s.robots_fetches += ws->robots_fetches;
 		s.robots_denied += ws->robots_denied;
+		s.capture_pauses += ws->capture_pauses;
 	}
 	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu "
 		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu "
 		 "tls_handshakes=%llu tls_resumed=%llu retries=%llu redirects=%llu "
-		 "robots_fetches=%llu robots_denied=%llu",
+		 "robots_fetches=%llu robots_denied=%llu capture_pauses=%llu",
 		 (unsigned long long)s.fetches_ok, (unsigned long long)s.fetches_failed,
 		 (unsigned long long)s.conns_opened, (unsigned long long)s.conns_reused,
 		 (unsigned long long)s.stale_cqes, (unsigned long long)s.dns_queries,
 		 (unsigned long long)s.dns_cache_hits, (unsigned long long)s.dns_coalesced,
 		 (unsigned long long)s.dns_hosts_file_hits, (unsigned long long)s.tls_handshakes,
 		 (unsigned long long)s.tls_resumed, (unsigned long long)s.retries, (unsigned long long)s.redirects,
-		 (unsigned long long)s.robots_fetches, (unsigned long long)s.robots_denied);
+		 (unsigned long long)s.robots_fetches, (unsigned long long)s.robots_denied,
+		 (unsigned long long)s.capture_pauses);
 }
 
 int fetchd_run(struct fetchd *d)

@@ -68,6 +68,7 @@ static void fetch_result_common(const struct fetch *f, struct result *r)
 	r->final_url_len = f->cur_len;
 	r->hops = f->hops.len ? &f->hops : NULL;
 	r->attempts = f->attempts;
+	r->seq = f->capture ? (int64_t)f->seq : -1;
 	r->dns_ns = f->dns_ns;
 	r->total_ns = f->prev_ns + f->dns_ns;
 }

@@ -30,6 +30,7 @@
 #include "daemon/list.h"
 #include "daemon/lrumap.h"
 #include "daemon/opts.h"
+#include "daemon/protocol.h"
 #include "daemon/sdnotify.h"
 #include "daemon/sockaddr.h"
 #include "daemon/url.h"
@@ -82,6 +83,8 @@ struct fetch {
 	struct client *client;   /* control's: workers never touch the client */
 	uint32_t client_idx, client_gen;
 	bool hash;               /* hash the body (the client's HELLO "hash") */
+	uint8_t capture;         /* FETCHD_CAPTURE_RAW/_BODY: stream its bytes to the client (capture.c) */
+	uint32_t seq;            /* its line's number in the session (capture frames and result "seq") */
 	struct host *host;
 	struct conn *conn;       /* while running */
 	enum fetch_state state;
@@ -189,6 +192,10 @@ struct conn {
 	bool decoding;           /* dec is live: the body has a Content-Encoding we decode */
 	struct decoder dec;
 	struct tls_sha256 sha;
+	bool paused;             /* capture: not receiving until its client catches up (capture.c) */
+	bool recv_cancelling;    /* ... its multishot receive is being cancelled for that */
+	struct link pause_link;  /* ... in its client's worker account (struct capture_acct) */
+	struct tls_sha1 payload_sha1; /* capture "raw": SHA-1 of the body without chunked coding */
 	struct http1_parser parser; /* last: its Location buffer is touched only by redirects */
 };
 
@@ -202,6 +209,8 @@ struct client {
 	bool recv_armed, send_armed, rdhup_armed;
 	bool hello_done, end_seen, done_queued;
 	bool hash;               /* hash bodies (HELLO "hash", default true) */
+	uint8_t capture;         /* HELLO "capture": FETCHD_CAPTURE_RAW/_BODY */
+	uint64_t *cap_unacked;   /* capture: bytes queued per worker and not yet acknowledged to it */
 	struct fetch_opts opts;  /* the batch's options (HELLO "options") over the daemon's */
 	char *extra;             /* their header lines (opts.extra_len bytes, malloc'd) */
 	bool flush_now;          /* out holds a frame other than RESULTS: send without waiting */
@@ -236,6 +245,20 @@ struct fetchd_stats {
 	uint64_t dns_queries, dns_cache_hits, dns_hosts_file_hits, dns_coalesced;
 	uint64_t tls_handshakes, tls_resumed;
 	uint64_t retries, redirects, robots_fetches, robots_denied;
+	uint64_t capture_pauses;
+};
+
+/* capture.c: per worker and client slot, the capture bytes not yet acknowledged by the control thread. */
+struct capture_acct {
+	uint32_t gen;            /* the client of the slot it counts for */
+	uint64_t unacked;
+	struct link paused;      /* conns not receiving until the count drops (by pause_link) */
+};
+
+/* An acknowledgement: the control thread wrote bytes of the client in slot idx (gen) to its socket. */
+struct capture_ack_msg {
+	uint32_t idx, gen;
+	uint64_t bytes;
 };
 
 #define FETCHD_MAX_WORKERS 64
@@ -281,6 +304,8 @@ struct worker {
 	uint32_t in_ncancels, in_cancel_cap;
 	bool in_stop;
 	struct conf *in_conf;    /* a reloaded configuration to apply (malloc'd), or NULL */
+	struct capture_ack_msg *in_acks;
+	uint32_t in_nacks, in_ack_cap;
 	/* outbox: records { struct fetch *, uint32_t len, len bytes of JSON } for the control thread */
 	pthread_mutex_t out_lock;
 	struct buf out_shared;
@@ -288,6 +313,8 @@ struct worker {
 	/* this worker's fetches by client slot, for cancelling */
 	struct link *client_fetches;
 	uint32_t client_cap;
+	struct capture_acct *captures; /* by client slot (capture.c) */
+	struct buf capture_scratch;
 	/* connections */
 	struct conn *conns;
 	uint32_t conn_cap, nconns; /* slots: open ones plus closing ones waiting for their last op */
@@ -350,6 +377,7 @@ struct fetchd {
 	bool drain_over;         /* the drain time ran out: what is left was cancelled */
 	int64_t stop_deadline_ns;
 	struct buf results;      /* a worker's outbox, taken over for processing */
+	uint32_t results_worker; /* ... the worker it came from */
 	/* clients */
 	struct client *clients;
 	uint32_t client_cap, nclients, next_client_id;
@@ -406,6 +434,10 @@ void worker_result(struct worker *w, struct fetch *f, const struct result *r); /
 void worker_reroute(struct worker *w, struct fetch *f); /* f follows a redirect: the control thread
 							  hands it to the new host's worker */
 #define WORKER_REROUTE UINT32_MAX  /* a record's length that means "reroute", not a result */
+#define WORKER_CAPTURE 0x80000000u /* a record's length with this bit: capture bytes, not a result */
+int worker_capture(struct worker *w, struct fetch *f, const uint8_t *hdr,
+		   const void *p, size_t n);
+void worker_capture_ack(struct worker *w, uint32_t idx, uint32_t gen, uint64_t bytes); /* control */
 bool worker_budget_take(struct worker *w);   /* one unit of the open-connection budget */
 void worker_budget_give(struct worker *w);
 void worker_hungry(struct worker *w, bool hungry);
@@ -461,6 +493,18 @@ void conn_hs_end(struct worker *w, struct conn *c); /* a counted handshake ended
 void conn_release(struct worker *w, struct conn *c, bool reusable);
 struct conn *conn_alloc(struct worker *w);
 struct conn *conn_idle_usable(const struct worker *w, struct host *h);
+void conn_stop_recv(struct worker *w, struct conn *c);   /* capture: paused, stop receiving */
+void conn_resume_recv(struct worker *w, struct conn *c); /* ... and receive again */
+
+/* capture.c: a fetch's bytes for its client (HELLO "capture") */
+void capture_exchange(struct worker *w, struct conn *c); /* a request was built: its exchange starts */
+void capture_response(struct worker *w, struct conn *c, const uint8_t *p, size_t n); /* as received */
+void capture_payload(struct conn *c, const uint8_t *p, size_t n); /* body before content decoding */
+void capture_body(struct worker *w, struct conn *c, const uint8_t *p, size_t n); /* decoded body */
+void capture_end(struct worker *w, struct conn *c);      /* the response is complete */
+void capture_check(struct worker *w, struct conn *c);    /* pause c if its client is over the window */
+void capture_forget(struct conn *c);                     /* c leaves its fetch: unpause quietly */
+void capture_ack(struct worker *w, uint32_t idx, uint32_t gen, uint64_t bytes);
 
 /* fetch.c (worker): the end of a fetch, as a result for the control thread */
 void fetch_fail(struct worker *w, struct fetch *f, const char *cls, const char *phase, const char *fmt, ...)

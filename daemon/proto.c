@@ -50,5 +50,21 @@ int proto_hello(const uint8_t *p, size_t len, struct proto_hello *h)
 	h->options[h->options_len < 0 ? 0 : h->options_len] = 0;
 	if (h->options_len < 0 && json_has(s, len, "options"))
 		return PROTO_E_OPTIONS;
+	char cap[16];
+	h->capture = 0;
+	int n = json_get_str(s, len, "capture", cap, sizeof(cap));
+	if (n < 0 && json_has(s, len, "capture"))
+		return PROTO_E_CAPTURE;
+	if (n >= 0) {
+		cap[n] = 0;
+		if (!strcmp(cap, "raw"))
+			h->capture = FETCHD_CAPTURE_RAW;
+		else if (!strcmp(cap, "body"))
+			h->capture = FETCHD_CAPTURE_BODY;
+		else if (!strcmp(cap, "raw,body") || !strcmp(cap, "body,raw"))
+			h->capture = FETCHD_CAPTURE_RAW | FETCHD_CAPTURE_BODY;
+		else
+			return PROTO_E_CAPTURE;
+	}
 	return PROTO_OK;
 }

@@ -15,6 +15,7 @@ enum proto_rc {
 	PROTO_E_NO_NEWLINE = -2, /* a URLS payload that does not end with '\n' */
 	PROTO_E_VERSION = -3,    /* HELLO without "protocol": 1 */
 	PROTO_E_OPTIONS = -4,    /* HELLO "options" not a string of at most 8191 bytes */
+	PROTO_E_CAPTURE = -5,    /* HELLO "capture" not "raw", "body" or "raw,body" */
 };
 
 struct proto_frame {
@@ -36,11 +37,13 @@ int proto_line(const uint8_t *p, size_t len, const char **line, size_t *line_len
 struct proto_hello {
 	int64_t protocol;        /* -1 when absent */
 	bool hash;               /* "hash": true|false; default true */
+	uint8_t capture;         /* "capture": FETCHD_CAPTURE_RAW and/or _BODY; default 0 */
 	int options_len;         /* "options": "k=v\tk=v" (opts.h), unescaped into options; -1: absent */
 	char options[8192];
 };
 
-/* Read a HELLO payload: PROTO_OK, or PROTO_E_VERSION (h->protocol says what came). */
+/* Read a HELLO payload: PROTO_OK, PROTO_E_VERSION (h->protocol says what came), PROTO_E_OPTIONS or
+ * PROTO_E_CAPTURE. */
 int proto_hello(const uint8_t *p, size_t len, struct proto_hello *h);
 
 #endif

@@ -24,7 +24,24 @@ enum fetchd_frame_type {
 	FETCHD_FR_RESULTS = 0x82, /* one or more JSON objects, each ended by '\n' (JSON Lines) */
 	FETCHD_FR_DONE = 0x83,    /* JSON {"results": N}; the daemon closes after it */
 	FETCHD_FR_ERROR = 0x84,   /* JSON {"error": "..."}; the daemon closes after it */
+	FETCHD_FR_CAPTURE = 0x85, /* u32 seq (BE), u8 kind (enum fetchd_capture), data: the bytes of one
+	                             fetch, when HELLO asked for "capture"; all before its result */
 };
+
+/* HELLO "capture": "raw", "body" or "raw,body" asks for CAPTURE frames. An exchange is one request
+ * and its response (each attempt and each redirect hop is one); a new EXCHANGE for a seq abandons an
+ * exchange of that seq that had no END (a retry, a failure), and so does the seq's result. */
+enum fetchd_capture {
+	FETCHD_CAP_EXCHANGE = 1,  /* JSON {"url": "...", "ip": "...", "date": "2026-01-02T03:04:05.678901Z"} */
+	FETCHD_CAP_REQUEST = 2,   /* ("raw") the request bytes as sent */
+	FETCHD_CAP_RESPONSE = 3,  /* ("raw") response bytes as received (after TLS), in order */
+	FETCHD_CAP_BODY = 4,      /* ("body") body bytes after transfer and content decoding, in order */
+	FETCHD_CAP_END = 5,       /* JSON {"payload_sha1": "hex"} ("raw": SHA-1 of the body without
+	                             chunked coding, before content decoding): the response is complete */
+};
+#define FETCHD_CAPTURE_RAW 1u     /* HELLO "capture" flags */
+#define FETCHD_CAPTURE_BODY 2u
+#define FETCHD_CAPTURE_HDR_BYTES 5 /* seq + kind */
 
 static inline void fetchd_frame_hdr(uint8_t *p, uint32_t len, uint8_t type)
 {

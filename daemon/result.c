@@ -1,6 +1,7 @@
 /* result.c - encode a struct result as one JSON Lines record. Field order is fixed (docs/protocol.md). */
 #include "daemon/result.h"
 
+#include "daemon/hex.h"
 #include "daemon/json.h"
 
 #include <string.h>
@@ -39,12 +40,9 @@ static void result_ms(struct buf *b, int64_t ns)
 
 static void result_hex(struct buf *b, const uint8_t *p, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	b->p[b->len++] = '"';
-	for (size_t i = 0; i < n; i++) {
-		b->p[b->len++] = (uint8_t)hex[p[i] >> 4];
-		b->p[b->len++] = (uint8_t)hex[p[i] & 15];
-	}
+	hex_encode(p, n, (char *)b->p + b->len); /* its NUL becomes the closing quote */
+	b->len += 2 * n;
 	b->p[b->len++] = '"';
 }
 
@@ -124,6 +122,7 @@ void result_init(struct result *r)
 	memset(r, 0, sizeof(*r));
 	r->status = -1;
 	r->tls_verified = -1;
+	r->seq = -1;
 }
 
 int result_encode(struct buf *b, const struct result *r)
@@ -196,6 +195,10 @@ int result_encode(struct buf *b, const struct result *r)
 	result_ms(b, r->total_ns);
 	RESULT_LIT(b, "},\"attempts\":");
 	result_u64(b, r->attempts);
+	if (r->seq >= 0) {
+		RESULT_LIT(b, ",\"seq\":");
+		result_u64(b, (uint64_t)r->seq);
+	}
 	RESULT_LIT(b, "}\n");
 	return 0;
 }

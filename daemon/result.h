@@ -34,6 +34,8 @@ struct result {
 	int tls_verified;         /* 1, 0, or -1: null (not https) */
 	int64_t dns_ns, connect_ns, tls_ns, ttfb_ns, total_ns; /* printed as milliseconds, 3 decimals */
 	uint32_t attempts;
+	int64_t seq;              /* the line's number in its session (from 0), printed only when >= 0
+	                             (sessions that asked for "capture") */
 };
 
 /* A result with nothing known yet: every field null or 0. */

@@ -22,7 +22,8 @@
 #define WORKER_BATCH_WAIT_NS 500000  /* ... or 0.5 ms, whichever comes first */
 #define WORKER_STOP_GRACE_NS (2LL * 1000000000)
 
-/* An outbox record: the fetch, then the length of its JSON line (0: cancelled, no line), then it. */
+/* An outbox record: the fetch, then the length of its JSON line (0: cancelled, no line), then it; or
+ * WORKER_REROUTE and nothing; or WORKER_CAPTURE | length, then capture bytes (capture.c). */
 struct worker_record {
 	struct fetch *f;
 	uint32_t len;
@@ -63,12 +64,15 @@ int worker_init(struct worker *w, uint32_t id, const struct conf *c, struct shar
 		return -1;
 	}
 	w->client_fetches = calloc(client_cap, sizeof(*w->client_fetches));
-	if (!w->client_fetches) {
+	w->captures = calloc(client_cap, sizeof(*w->captures));
+	if (!w->client_fetches || !w->captures) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	for (uint32_t i = 0; i < client_cap; i++)
+	for (uint32_t i = 0; i < client_cap; i++) {
 		list_init(&w->client_fetches[i]);
+		list_init(&w->captures[i].paused);
+	}
 	if (addrpolicy_parse(&w->policy, c->allow_addresses, c->deny_addresses, err, errlen) < 0)
 		return -1;
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -279,9 +283,16 @@ static void worker_drain_inbox(struct worker *w)
 	bool stop = w->in_stop;
 	struct conf *conf = w->in_conf;
 	w->in_conf = NULL;
+	struct capture_ack_msg *acks = w->in_acks;
+	uint32_t nacks = w->in_nacks;
+	w->in_acks = NULL;
+	w->in_nacks = w->in_ack_cap = 0;
 	pthread_mutex_unlock(&w->in_lock);
 	if (conf)
 		worker_apply_conf(w, conf);
+	for (uint32_t i = 0; i < nacks; i++)
+		capture_ack(w, acks[i].idx, acks[i].gen, acks[i].bytes);
+	free(acks);
 	struct link *l;
 	while ((l = list_pop(&fetches)))
 		worker_admit(w, list_entry(l, struct fetch, queue_link));
@@ -311,6 +322,39 @@ void worker_result(struct worker *w, struct fetch *f, const struct result *r)
 	}
 	rec.len = (uint32_t)(w->out_local.len - at - sizeof(rec));
 	memcpy(w->out_local.p + at, &rec, sizeof(rec));
+}
+
+/* Capture bytes for f's client: hdr (seq, kind), then p[0..n). Returns 0, or -1 (out of memory: the
+ * bytes are lost, and the client learns it from a result whose exchange never ended). */
+int worker_capture(struct worker *w, struct fetch *f, const uint8_t *hdr, const void *p, size_t n)
+{
+	struct worker_record rec = { f, WORKER_CAPTURE | (uint32_t)(FETCHD_CAPTURE_HDR_BYTES + n) };
+	size_t at = w->out_local.len;
+	if (buf_append(&w->out_local, &rec, sizeof(rec)) < 0 ||
+	    buf_append(&w->out_local, hdr, FETCHD_CAPTURE_HDR_BYTES) < 0 || buf_append(&w->out_local, p, n) < 0) {
+		w->out_local.len = at;
+		log_error("worker %u: out of memory capturing %zu bytes", w->id, n);
+		return -1;
+	}
+	return 0;
+}
+
+void worker_capture_ack(struct worker *w, uint32_t idx, uint32_t gen, uint64_t bytes)
+{
+	pthread_mutex_lock(&w->in_lock);
+	if (w->in_nacks == w->in_ack_cap) {
+		uint32_t cap = w->in_ack_cap ? 2 * w->in_ack_cap : 16;
+		struct capture_ack_msg *p = realloc(w->in_acks, cap * sizeof(*p));
+		if (!p) {
+			pthread_mutex_unlock(&w->in_lock);
+			log_error("worker %u: out of memory acknowledging capture bytes", w->id);
+			return;
+		}
+		w->in_acks = p, w->in_ack_cap = cap;
+	}
+	w->in_acks[w->in_nacks++] = (struct capture_ack_msg){ idx, gen, bytes };
+	pthread_mutex_unlock(&w->in_lock);
+	worker_wake(w);
 }
 
 void worker_reroute(struct worker *w, struct fetch *f)
@@ -365,7 +409,7 @@ void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, cons
 			continue;
 		}
 		fn(arg, rec.f, b->p + off, rec.len);
-		off += rec.len;
+		off += rec.len & ~WORKER_CAPTURE;
 	}
 }
 
@@ -531,6 +575,9 @@ void worker_fini(struct worker *w)
 	free(w->client_fetches);
 	free(w->in_cancels);
 	free(w->in_conf);
+	free(w->in_acks);
+	free(w->captures);
+	buf_free(&w->capture_scratch);
 	lrumap_free(w->tls_sessions);
 	buf_free(&w->out_local);
 	buf_free(&w->out_shared);

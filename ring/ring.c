@@ -26,6 +26,7 @@ enum ring_kind {
 	RK_SEND,
 	RK_RECV,
 	RK_RECV_MULTI,
+	RK_RECV_ONE,
 	RK_READ,
 	RK_ACCEPT,
 	RK_POLL,
@@ -177,6 +178,11 @@ static void ring_prep(struct io_uring_sqe *sqe, const struct ring_op *op)
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = RING_BGID;
 		break;
+	case RK_RECV_ONE:
+		io_uring_prep_recv(sqe, op->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = RING_BGID;
+		break;
 	case RK_READ:
 		io_uring_prep_read(sqe, op->fd, ptr, op->len, (uint64_t)-1);
 		break;
@@ -271,6 +277,12 @@ void ring_recv(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud)
 void ring_recv_multi(struct ring *r, int fd, uint64_t ud)
 {
 	struct ring_op op = { .kind = RK_RECV_MULTI, .fd = fd, .user_data = ud };
+	ring_push(r, &op);
+}
+
+void ring_recv_one(struct ring *r, int fd, uint64_t ud)
+{
+	struct ring_op op = { .kind = RK_RECV_ONE, .fd = fd, .user_data = ud };
 	ring_push(r, &op);
 }
 

@@ -67,6 +67,8 @@ void ring_recv(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 /* Multishot receive into provided buffers: one completion per arrival, each with IORING_CQE_F_MORE
  * while the receive stays armed; the last one (EOF, error, -ENOBUFS, cancel) lacks it. */
 void ring_recv_multi(struct ring *r, int fd, uint64_t ud);
+/* One receive into a provided buffer: a single completion, at most one buffer of bytes. */
+void ring_recv_one(struct ring *r, int fd, uint64_t ud);
 static inline int ring_cqe_more(const struct ring_cqe *c) { return (c->flags & IORING_CQE_F_MORE) != 0; }
 void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 void ring_accept(struct ring *r, int fd, uint64_t ud);

@@ -14,6 +14,7 @@
 #include <mbedtls/asn1.h>
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_internal.h> /* mbedtls_ssl_flush_output */
@@ -43,6 +44,28 @@ void tls_sha256_final(struct tls_sha256 *h, uint8_t out[TLS_SHA256_BYTES])
 	mbedtls_sha256_context *c = (mbedtls_sha256_context *)h->opaque;
 	mbedtls_sha256_finish_ret(c, out);
 	mbedtls_sha256_free(c);
+}
+
+_Static_assert(sizeof(mbedtls_sha1_context) <= sizeof(struct tls_sha1),
+	       "tls_sha1 storage too small for mbedtls_sha1_context");
+
+void tls_sha1_init(struct tls_sha1 *h)
+{
+	mbedtls_sha1_context *c = (mbedtls_sha1_context *)h->opaque;
+	mbedtls_sha1_init(c);
+	mbedtls_sha1_starts_ret(c);
+}
+
+void tls_sha1_update(struct tls_sha1 *h, const void *data, size_t len)
+{
+	mbedtls_sha1_update_ret((mbedtls_sha1_context *)h->opaque, data, len);
+}
+
+void tls_sha1_final(struct tls_sha1 *h, uint8_t out[TLS_SHA1_BYTES])
+{
+	mbedtls_sha1_context *c = (mbedtls_sha1_context *)h->opaque;
+	mbedtls_sha1_finish_ret(c, out);
+	mbedtls_sha1_free(c);
 }
 
 const char *tls_backend_name(void)

@@ -34,6 +34,23 @@ void tls_sha256_final(struct tls_sha256 *h, uint8_t out[TLS_SHA256_BYTES])
 	SHA256_Final(out, (SHA256_CTX *)h->opaque);
 }
 
+_Static_assert(sizeof(SHA_CTX) <= sizeof(struct tls_sha1), "tls_sha1 storage too small for SHA_CTX");
+
+void tls_sha1_init(struct tls_sha1 *h)
+{
+	SHA1_Init((SHA_CTX *)h->opaque);
+}
+
+void tls_sha1_update(struct tls_sha1 *h, const void *data, size_t len)
+{
+	SHA1_Update((SHA_CTX *)h->opaque, data, len);
+}
+
+void tls_sha1_final(struct tls_sha1 *h, uint8_t out[TLS_SHA1_BYTES])
+{
+	SHA1_Final(out, (SHA_CTX *)h->opaque);
+}
+
 const char *tls_backend_name(void)
 {
 	return "openssl " OPENSSL_FULL_VERSION_STR;

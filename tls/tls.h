@@ -30,6 +30,15 @@ struct tls_sha256 {
 void tls_sha256_init(struct tls_sha256 *h);
 void tls_sha256_update(struct tls_sha256 *h, const void *data, size_t len);
 void tls_sha256_final(struct tls_sha256 *h, uint8_t out[TLS_SHA256_BYTES]);
+/* SHA-1, for WARC payload digests only (never for security). */
+#define TLS_SHA1_BYTES 20
+struct tls_sha1 {
+	_Alignas(16) uint8_t opaque[128];
+};
+void tls_sha1_init(struct tls_sha1 *h);
+void tls_sha1_update(struct tls_sha1 *h, const void *data, size_t len);
+void tls_sha1_final(struct tls_sha1 *h, uint8_t out[TLS_SHA1_BYTES]);
+
 /* The backend's name and version, e.g. "mbedtls 2.28.3". */
 const char *tls_backend_name(void);
 

@@ -8,7 +8,12 @@
 #                 by `make check` (the corpus replay builds with gcc).
 set -eu
 BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
-TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base"
+# Node.js and npm run tests/lib/warccheck.mjs (npm's warcio, installed by tests/lib/npm-deps.sh). Debian's
+# nodejs and npm are asked for only when `node` or `npm` is missing: a Node.js installed another way
+# (a vendor's nodejs package that bundles npm and conflicts with Debian's, or one outside dpkg) is kept.
+NODE="nodejs npm"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then NODE=""; fi
+TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base $NODE"
 BENCH="libcurl4-openssl-dev curl wrk python3-aiohttp"
 FUZZ="clang libclang-rt-14-dev llvm"
 PKGS="$BUILD $TEST"

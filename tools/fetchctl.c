@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +22,7 @@
 
 #include "daemon/protocol.h"
 #include "tools/resultline.h"
+#include "tools/store.h"
 #include "tools/urlset.h"
 #include "tools/view.h"
 
@@ -65,6 +68,9 @@ struct session {
 	uint64_t body_bytes;
 	bool progress;
 	int64_t progress_at_ns, t0_ns;
+	struct store *store;  /* --warc, --output-dir: what is kept besides the result lines */
+	bool paths;           /* --output-dir: result lines get "path" */
+	struct bytes line;    /* a result line with its "path" */
 };
 
 static bool progress_drawn; /* the progress line is on stderr now: clear it before other output */
@@ -289,19 +295,46 @@ static void tally(struct counts *n, const char *line, size_t len)
 
 static void progress_clear(struct session *s);
 
+/* --warc, --output-dir: the result line keeps its fetch's records and body; with --output-dir it
+ * gets "path" (the body's file, or null). Returns the line to show. */
+static const char *store_line(struct session *s, const char *line, size_t *n)
+{
+	const char *path;
+	char err[512];
+	int rc = store_result(s->store, line, *n, &path, err, sizeof(err));
+	if (rc < 0)
+		die(1, "%s", err);
+	if (rc > 0)
+		fprintf(stderr, "fetchctl: warning: %s: body not kept\n", err);
+	if (!s->paths || *n < 2 || line[*n - 1] != '}')
+		return line;
+	s->line.len = 0;
+	bytes_add(&s->line, line, *n - 1);
+	if (path) {
+		bytes_add(&s->line, ",\"path\":\"", 9);
+		json_escape(&s->line, path);
+		bytes_add(&s->line, "\"}", 2);
+	} else {
+		bytes_add(&s->line, ",\"path\":null}", 13);
+	}
+	*n = s->line.len;
+	return (const char *)s->line.p;
+}
+
 static void on_results(struct session *s, const uint8_t *p, uint32_t len)
 {
-	const char *line = (const char *)p, *end = line + len;
+	const char *next = (const char *)p, *end = next + len;
 	progress_clear(s); /* a human view may share the terminal with the progress line */
-	while (line < end) {
-		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+	while (next < end) {
+		const char *nl = memchr(next, '\n', (size_t)(end - next));
+		size_t n = nl ? (size_t)(nl - next) : (size_t)(end - next);
+		const char *line = s->store ? store_line(s, next, &n) : next;
+		next += (nl ? (size_t)(nl - next) : (size_t)(end - next)) + 1;
 		struct rl_val v;
 		tally(&s->n, line, n);
 		if (rl_get(line, n, "body_bytes", &v) && v.type == RL_NUMBER)
 			s->body_bytes += strtoull(v.p, NULL, 10);
 		view_result(&s->view, line, n);
-		line += n + 1;
 	}
 	if (ferror(s->view.out))
 		die(1, "writing results: %s", strerror(errno));
@@ -373,6 +406,14 @@ static void on_frame(struct session *s, uint8_t type, const uint8_t *p, uint32_t
 	case FETCHD_FR_DONE:
 		s->done = true;
 		break;
+	case FETCHD_FR_CAPTURE: {
+		char err[512];
+		if (!s->store)
+			die(EXIT_LOST, "fetchd sent a CAPTURE frame that was not asked for");
+		if (store_frame(s->store, p, len, err, sizeof(err)) < 0)
+			die(1, "%s", err);
+		break;
+	}
 	case FETCHD_FR_ERROR:
 		fflush(s->view.out);
 		die(EXIT_LOST, "fetchd refused the batch: %.*s", (int)len, (const char *)p);
@@ -480,6 +521,8 @@ static struct session *session;
 
 static void session_free(void)
 {
+	store_close(session->store, NULL, 0); /* an exit on an error: drop what is in progress */
+	free(session->line.p);
 	free(session->out.p);
 	free(session->frame.p);
 	free(session->rx.p);
@@ -560,6 +603,37 @@ static uint64_t count_urls(FILE *in)
 	return n;
 }
 
+/* "10M", "1G", "4096": bytes (K, M, G, T are powers of 1024). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	if (end == s || errno || *s == '-')
+		return -1;
+	if (*end) {
+		const char *units = "KMGT", *u = strchr(units, *end & ~0x20);
+		if (!u || !*u || (end[1] && strcasecmp(end + 1, "iB") && strcasecmp(end + 1, "B")))
+			return -1;
+		shift = 10 * (unsigned)(u - units + 1);
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* The soft open-file limit up to the hard one: --warc and --output-dir hold files per fetch. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] [BATCH OPTIONS] submit FILE|-\n"
@@ -587,6 +661,11 @@ static void usage(FILE *out)
 		     "  --resume FILE           skip URLs that already have a result line in FILE\n"
 		     "  --progress, --no-progress  the live line on stderr (default: on when stderr is a\n"
 		     "                          terminal and -q is not given)\n"
+		     "what is kept:\n"
+		     "  --warc FILE             WARC 1.1 records of every request and response (FILE.gz:\n"
+		     "                          gzip, a member per record); a failed URL gets a metadata record\n"
+		     "  --warc-max-bytes SIZE   roll to FILE-00000.warc.gz, -00001, ... past SIZE (K, M, G)\n"
+		     "  --output-dir DIR        each body in DIR/HOST/PATH (collision-safe; \"path\" in results)\n"
 		     "exit: 0 every URL got an HTTP response, 5 some failed, 3 fetchd unreachable,\n"
 		     "      4 fetchd refused the batch or went away, 2 usage\n",
 		     FETCHD_DEFAULT_SOCKET);
@@ -619,8 +698,9 @@ int main(int argc, char **argv)
 	bool quiet = false, hash = true;
 	static struct bytes opts;
 	enum { O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE, O_FORMAT, O_FIELDS, O_OUTPUT,
-	       O_RESUME, O_PROGRESS, O_NO_PROGRESS };
-	const char *format = NULL, *fields = NULL, *output = NULL, *resume = NULL;
+	       O_RESUME, O_PROGRESS, O_NO_PROGRESS, O_WARC, O_WARC_MAX, O_OUTPUT_DIR };
+	const char *format = NULL, *fields = NULL, *output = NULL, *resume = NULL, *warc = NULL, *dir = NULL;
+	uint64_t warc_max = 0;
 	int progress = -1;
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },  { "quiet", no_argument, NULL, 'q' },
@@ -634,7 +714,9 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'm' }, { "format", required_argument, NULL, O_FORMAT },
 		{ "fields", required_argument, NULL, O_FIELDS }, { "output", required_argument, NULL, O_OUTPUT },
 		{ "resume", required_argument, NULL, O_RESUME }, { "progress", no_argument, NULL, O_PROGRESS },
-		{ "no-progress", no_argument, NULL, O_NO_PROGRESS }, { NULL, 0, NULL, 0 },
+		{ "no-progress", no_argument, NULL, O_NO_PROGRESS }, { "warc", required_argument, NULL, O_WARC },
+		{ "warc-max-bytes", required_argument, NULL, O_WARC_MAX },
+		{ "output-dir", required_argument, NULL, O_OUTPUT_DIR }, { NULL, 0, NULL, 0 },
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "s:qVho:X:IH:A:m:", longopts, NULL)) != -1) {
@@ -662,6 +744,12 @@ int main(int argc, char **argv)
 		case O_RESUME: resume = optarg; break;
 		case O_PROGRESS: progress = 1; break;
 		case O_NO_PROGRESS: progress = 0; break;
+		case O_WARC: warc = optarg; break;
+		case O_WARC_MAX:
+			if (parse_size(optarg, &warc_max) < 0)
+				die(EXIT_USAGE, "--warc-max-bytes needs a size (bytes, or with K, M or G), not '%s'", optarg);
+			break;
+		case O_OUTPUT_DIR: dir = optarg; break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -681,7 +769,16 @@ int main(int argc, char **argv)
 	s.in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
 	if (!s.in)
 		die(EXIT_USAGE, "cannot open %s: %s", file, strerror(errno));
+	if (warc_max && !warc)
+		die(EXIT_USAGE, "--warc-max-bytes needs --warc FILE");
 	setup_view(&s, format, fields, output, resume);
+	if (warc || dir) {
+		char err[512];
+		raise_nofile(); /* a spool file and a body file per fetch in flight, at worst */
+		if (store_open(&s.store, warc, warc_max, dir, err, sizeof(err)) < 0)
+			die(EXIT_USAGE, "%s", err);
+		s.paths = dir != NULL;
+	}
 	if (resume)
 		load_resume(&s, resume);
 	s.progress = progress == 1 || (progress == -1 && !quiet && isatty(STDERR_FILENO));
@@ -702,6 +799,11 @@ int main(int argc, char **argv)
 		json_escape(&hello, (const char *)opts.p);
 		bytes_add(&hello, "\"", 1);
 	}
+	if (s.store) {
+		bytes_add(&hello, ",\"capture\":\"", 12);
+		json_escape(&hello, store_capture(s.store));
+		bytes_add(&hello, "\"", 1);
+	}
 	bytes_add(&hello, "}", 1);
 	frame_out(&s, FETCHD_FR_HELLO, hello.p, hello.len);
 	free(hello.p);
@@ -709,6 +811,13 @@ int main(int argc, char **argv)
 	pump(&s);
 	if (fflush(s.view.out) != 0)
 		die(1, "writing results: %s", strerror(errno));
+	if (s.store) {
+		char err[512];
+		struct store *st = s.store;
+		s.store = NULL;
+		if (store_close(st, err, sizeof(err)) < 0)
+			die(1, "%s", err);
+	}
 	progress_draw(&s, true);
 	if (s.progress)
 		fputc('\n', stderr);

@@ -37,7 +37,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
 from harness import (ECHO_MODULE, NGINX, REPO, Fetchd, FetchdStartError, Suite, by_url,  # noqa: E402
-                     free_port, ipv6_loopback, sha256_hex, submit, wait_until, write_conf)
+                     free_port, ipv6_loopback, sha256_hex, submit, wait_until, warc_records, write_conf)
 
 suite = Suite(__file__, timeout=60)
 FETCHD = os.environ.get("FETCHD_BIN") or os.path.join(REPO, "build", "fetchd")
@@ -555,6 +555,24 @@ def valid_certificates_ecdsa_rsa_tls12_and_a_chain_through_an_intermediate():
             assert seen[n.port[s]] == expect_version(s), (s, seen)
         st = stop_stats(d)  # a handshake on every connection (how many run at once is the scheduler's)
         assert st["failed"] == 0 and st["tls_handshakes"] == st["conns_opened"] >= 5, st
+
+
+@suite.test
+def warc_of_https_holds_the_plaintext_exchange():
+    import hashlib
+    n = nginx()
+    with Fetchd(tls_conf()) as d:
+        urls = [n.url("ok", "/1m.bin?warc"), n.url("rsa", "/16k.bin?warc")]
+        out = os.path.join(d.dir, "tls.warc.gz")
+        rc, res, err = submit(d.sock, urls, extra_args=["--warc", out])
+        assert rc == 0 and len(res) == 2, err
+        recs = warc_records(out)
+        for u, p in zip(urls, ("/1m.bin", "/16k.bin")):
+            resp = [r for r in recs if r["type"] == "response" and r["target_uri"] == u]
+            assert len(resp) == 1 and resp[0]["http_status"] == 200, (u, resp)
+            assert resp[0]["payload_sha1"] == hashlib.sha1(FILES[p]).hexdigest(), resp[0]
+            req = [r for r in recs if r["record_id"] == resp[0]["concurrent_to"]]
+            assert req and req[0]["http_method"] == "GET" and req[0]["ip"] == "127.0.0.1", req
 
 
 @suite.test

@@ -757,6 +757,24 @@ def submit(sock: str, urls, timeout: float = 60, extra_args=()):
     return rc, parse_jsonl(out), err
 
 
+_npm_ready = []
+
+
+def warc_records(*paths):
+    """Every record of the WARC files as tests/lib/warccheck.mjs reports them (the npm package warcio
+    parses; every digest is recomputed): a list of dicts. AssertionError when a digest is wrong or a file
+    does not parse. Installs warcio (tests/lib/npm-deps.sh) on first use."""
+    lib = os.path.join(REPO, "tests", "lib")
+    if not _npm_ready:
+        p = subprocess.run([os.path.join(lib, "npm-deps.sh")], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, "installing warcio: %s%s" % (p.stdout, p.stderr)
+        _npm_ready.append(True)
+    p = subprocess.run(["node", os.path.join(lib, "warccheck.mjs")] + list(paths), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, "warcio check failed (%d): %s\n%s" % (p.returncode, p.stderr, p.stdout[-3000:])
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
 def by_url(results) -> dict:
     """{result["url"]: result} (a repeated URL keeps its last result)."""
     return {r["url"]: r for r in results}

@@ -3,6 +3,7 @@
 #ifndef FETCHD_TEST_H
 #define FETCHD_TEST_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 static int test_passed, test_failed;
@@ -18,6 +19,17 @@ static int test_passed, test_failed;
 			fputc('\n', stderr);                                              \
 		}                                                                         \
 	} while (0)
+
+/* xorshift64*: reproducible pseudo-random numbers for table-driven and random tests. */
+static inline uint64_t test_rng(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
 
 static inline int test_report(void)
 {

@@ -18,19 +18,9 @@
 
 /* ---- helpers: PRNG, data, compression ---- */
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s; /* xorshift64* */
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
 static size_t rng_below(uint64_t *s, size_t n)
 {
-	return n ? (size_t)(rng_next(s) % n) : 0;
+	return n ? (size_t)(test_rng(s) % n) : 0;
 }
 
 static void *xmalloc(size_t n)
@@ -56,7 +46,7 @@ static uint8_t *make_mixed(size_t n, uint64_t seed)
 		case 0: /* random bytes */
 			k = 1 + rng_below(&s, 200);
 			for (size_t j = 0; j < k && j < left; j++)
-				p[i + j] = (uint8_t)rng_next(&s);
+				p[i + j] = (uint8_t)test_rng(&s);
 			break;
 		case 1: { /* a word */
 			const char *w = words[rng_below(&s, sizeof words / sizeof words[0])];
@@ -1064,7 +1054,7 @@ static void test_random(void)
 	for (int i = 0; i < 4000; i++) {
 		size_t n = rng_below(&s, sizeof buf);
 		for (size_t j = 0; j < n; j++)
-			buf[j] = (uint8_t)rng_next(&s);
+			buf[j] = (uint8_t)test_rng(&s);
 		int style = (int)rng_below(&s, 4);
 		if (style == 1 && n >= 10)
 			memcpy(buf, gzip_head, 10);
@@ -1093,11 +1083,11 @@ static void test_mutations(void)
 			for (int e = 0; e < edits; e++) {
 				switch (rng_below(&s, 4)) {
 				case 0: m[rng_below(&s, n)] ^= (uint8_t)(1u << rng_below(&s, 8)); break;
-				case 1: m[rng_below(&s, n)] = (uint8_t)rng_next(&s); break;
+				case 1: m[rng_below(&s, n)] = (uint8_t)test_rng(&s); break;
 				case 2: n = 1 + rng_below(&s, n); break;
 				default: /* append: junk or a second copy's head */
 					for (int j = 0; j < 4; j++)
-						m[n++] = j < 2 && (i & 1) ? gzip_head[j] : (uint8_t)rng_next(&s);
+						m[n++] = j < 2 && (i & 1) ? gzip_head[j] : (uint8_t)test_rng(&s);
 					break;
 				}
 			}
