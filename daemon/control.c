@@ -318,6 +318,7 @@ static void client_reject_line(struct fetchd *d, struct client *c, const char *l
 	r.seq = c->capture ? (int64_t)c->urls - 1 : -1;
 	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);
 	d->stats.fetches_failed++;
+	d->stats.errors[result_class_index(cls)]++;
 	client_result(d, c, &r, NULL, 0);
 }
 
@@ -406,6 +407,23 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 	return true;
 }
 
+/* A session that asks instead of fetching: one INFO frame, then the daemon closes. */
+static void client_verb(struct fetchd *d, struct client *c, const char *verb)
+{
+	if (!info_verb_known(verb)) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "unknown verb '%s' (this fetchd knows: ping, stats)", verb);
+		client_fatal(d, c, msg);
+		return;
+	}
+	struct buf b = { 0 };
+	info_answer(d, verb, &b);
+	client_frame(c, FETCHD_FR_INFO, (const char *)b.p, b.len);
+	buf_free(&b);
+	c->hello_done = c->end_seen = c->done_queued = true;
+	client_mark_dirty(d, c);
+}
+
 static void client_hello(struct fetchd *d, struct client *c, const char *p, size_t len)
 {
 	struct proto_hello h;
@@ -417,10 +435,17 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 				 sizeof(h.options) - 4);
 		else if (rc == PROTO_E_CAPTURE)
 			snprintf(msg, sizeof(msg), "HELLO \"capture\" must be \"raw\", \"body\" or \"raw,body\"");
+		else if (rc == PROTO_E_VERB)
+			snprintf(msg, sizeof(msg), "HELLO \"verb\" must be a string of at most %zu bytes",
+				 sizeof(h.verb) - 4);
 		else
 			snprintf(msg, sizeof(msg), "unsupported protocol version %lld (this fetchd speaks %d)",
 				 (long long)h.protocol, FETCHD_PROTO_VERSION);
 		client_fatal(d, c, msg);
+		return;
+	}
+	if (h.verb[0]) {
+		client_verb(d, c, h.verb);
 		return;
 	}
 	c->hash = h.hash; /* "hash": false: no body_sha256, less CPU */
@@ -454,6 +479,8 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 /* Handle one complete frame at in_off. Returns false when the client failed. */
 static bool client_frame_in(struct fetchd *d, struct client *c, uint8_t type, const char *p, uint32_t len)
 {
+	if (c->done_queued)
+		return true; /* answered (a verb, or DONE): whatever follows is ignored */
 	if (!c->hello_done && type != FETCHD_FR_HELLO) {
 		client_fatal(d, c, "the first frame must be HELLO");
 		return false;

@@ -261,6 +261,8 @@ static void engine_timers(struct fetchd *d)
 			service_on_timer(d, ring_ud_op(e.key));
 		else if (ring_ud_op(e.key) == TK_DRAIN)
 			engine_drain_over(d);
+		else if (ring_ud_op(e.key) == TK_TICK)
+			info_tick(d);
 		/* TK_STOP: the loop condition looks at the deadline */
 	}
 }
@@ -270,29 +272,21 @@ static bool engine_done(const struct fetchd *d)
 	return d->stopping && (d->nclients == 0 || d->now_ns >= d->stop_deadline_ns);
 }
 
+/* Every counter of fetchd_stats is a uint64_t: add them as an array. */
+void fetchd_stats_add(struct fetchd_stats *sum, const struct fetchd_stats *s)
+{
+	_Static_assert(sizeof(*s) % sizeof(uint64_t) == 0, "fetchd_stats holds only uint64_t counters");
+	uint64_t *a = (uint64_t *)sum;
+	const uint64_t *b = (const uint64_t *)s;
+	for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
+		a[i] += b[i];
+}
+
 static void engine_log_stats(struct fetchd *d)
 {
 	struct fetchd_stats s = d->stats;
-	for (uint32_t i = 0; i < d->nworkers; i++) {
-		const struct fetchd_stats *ws = &d->workers[i].stats;
-		s.fetches_ok += ws->fetches_ok;
-		s.fetches_failed += ws->fetches_failed;
-		s.stale_cqes += ws->stale_cqes;
-		s.conns_opened += ws->conns_opened;
-		s.conns_reused += ws->conns_reused;
-		s.stale_retries += ws->stale_retries;
-		s.dns_queries += ws->dns_queries;
-		s.dns_cache_hits += ws->dns_cache_hits;
-		s.dns_coalesced += ws->dns_coalesced;
-		s.dns_hosts_file_hits += ws->dns_hosts_file_hits;
-		s.tls_handshakes += ws->tls_handshakes;
-		s.tls_resumed += ws->tls_resumed;
-		s.retries += ws->retries;
-		s.redirects += ws->redirects;
-		s.robots_fetches += ws->robots_fetches;
-		s.robots_denied += ws->robots_denied;
-		s.capture_pauses += ws->capture_pauses;
-	}
+	for (uint32_t i = 0; i < d->nworkers; i++)
+		fetchd_stats_add(&s, &d->workers[i].stats); /* the workers have stopped */
 	log_info("stopped ok=%llu failed=%llu conns_opened=%llu conns_reused=%llu stale_cqes=%llu "
 		 "dns_queries=%llu dns_cache_hits=%llu dns_coalesced=%llu dns_hosts_file_hits=%llu "
 		 "tls_handshakes=%llu tls_resumed=%llu retries=%llu redirects=%llu "
@@ -313,6 +307,8 @@ int fetchd_run(struct fetchd *d)
 	engine_arm_signal(d);
 	ring_read(&d->ring, d->efd, &d->efd_val, sizeof(d->efd_val), ring_ud(OP_WAKE, 0, 0));
 	service_ready(d); /* the socket listens and every worker's ring is up (fetchd_init) */
+	d->start_ns = d->now_ns;
+	info_tick(d);
 	while (!engine_done(d)) {
 		int64_t next = ring_timers_next(&d->timers), wait_ns = -1;
 		if (next != INT64_MAX) {

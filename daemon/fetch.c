@@ -91,10 +91,12 @@ static void fetch_finish(struct worker *w, struct fetch *f, struct result *r)
 		fetch_free(f);
 		return;
 	}
-	if (r->err_class)
+	if (r->err_class) {
 		w->stats.fetches_failed++;
-	else
+		w->stats.errors[result_class_index(r->err_class)]++;
+	} else {
 		w->stats.fetches_ok++;
+	}
 	worker_result(w, f, r);
 }
 
@@ -164,6 +166,7 @@ void fetch_cancelled(struct worker *w, struct fetch *f)
 	snprintf(r.err_msg, sizeof(r.err_msg), "fetchd stopped before this URL was done ([daemon] drain_timeout_ms)");
 	fetch_result_common(f, &r);
 	w->stats.fetches_failed++;
+	w->stats.errors[result_class_index(r.err_class)]++;
 	fetch_set_state(f, F_DONE);
 	worker_result(w, f, &r);
 }

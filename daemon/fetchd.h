@@ -31,6 +31,7 @@
 #include "daemon/lrumap.h"
 #include "daemon/opts.h"
 #include "daemon/protocol.h"
+#include "daemon/result.h"
 #include "daemon/sdnotify.h"
 #include "daemon/sockaddr.h"
 #include "daemon/url.h"
@@ -71,6 +72,7 @@ enum op {
 	TK_DRAIN,       /* control: the drain time after SIGTERM is over */
 	TK_STATUS,      /* control: time to send systemd a STATUS= line (service.c) */
 	TK_WATCHDOG,    /* control: time to ping systemd's watchdog (service.c) */
+	TK_TICK,        /* control: a second passed (info.c: rates) */
 };
 
 
@@ -246,6 +248,16 @@ struct fetchd_stats {
 	uint64_t tls_handshakes, tls_resumed;
 	uint64_t retries, redirects, robots_fetches, robots_denied;
 	uint64_t capture_pauses;
+	uint64_t errors[RESULT_NCLASSES]; /* failed results by class (result_classes) */
+};
+
+/* Add s into sum, counter by counter. */
+void fetchd_stats_add(struct fetchd_stats *sum, const struct fetchd_stats *s);
+
+/* What a worker shows the control thread (stats verb): a copy made at most every 100 ms. */
+struct worker_pub {
+	struct fetchd_stats stats;
+	uint32_t inflight, nopen, nhosts;
 };
 
 /* capture.c: per worker and client slot, the capture bytes not yet acknowledged by the control thread. */
@@ -308,6 +320,8 @@ struct worker {
 	uint32_t in_nacks, in_ack_cap;
 	/* outbox: records { struct fetch *, uint32_t len, len bytes of JSON } for the control thread */
 	pthread_mutex_t out_lock;
+	struct worker_pub pub;   /* under out_lock (worker_publish) */
+	int64_t pub_ns;
 	struct buf out_shared;
 	struct buf out_local;    /* this turn's records, moved to out_shared at the end of the turn */
 	/* this worker's fetches by client slot, for cancelling */
@@ -388,6 +402,9 @@ struct fetchd {
 	struct fetch_opts opts_default; /* what a batch starts from: the daemon's settings */
 	uint64_t wake_mask;      /* workers handed fetches this turn: wake them at its end */
 	uint64_t results_sent;   /* results queued to clients since the start (STATUS=) */
+	int64_t start_ns;
+	uint64_t rate_ring[11];  /* results_sent at each of the last 11 seconds (TK_TICK) */
+	uint32_t rate_at;
 	struct fetchd_stats stats;
 	/* systemd (service.c) */
 	struct sdnotify notify;  /* $NOTIFY_SOCKET; off when unset */
@@ -423,7 +440,11 @@ void worker_submit(struct worker *w, struct fetch *f);       /* hand a fetch ove
 void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen, bool report);
 void worker_stop(struct worker *w);
 void worker_reconf(struct worker *w, const struct conf *c); /* reload: takes a copy of c */
-void fetchd_reload(struct fetchd *d);     /* SIGHUP: re-read the file, apply what can change live */
+void fetchd_reload(struct fetchd *d);
+void info_answer(struct fetchd *d, const char *verb, struct buf *out); /* HELLO "verb": INFO's JSON */
+int info_verb_known(const char *verb);
+void info_tick(struct fetchd *d);         /* TK_TICK */
+void worker_take_pub(struct worker *w, struct worker_pub *into);     /* SIGHUP: re-read the file, apply what can change live */
 void fetchd_opts_default(const struct conf *c, struct fetch_opts *o); /* a batch's starting options */
 void worker_take_results(struct worker *w, struct buf *into); /* into must be empty */
 void worker_records(const struct buf *b, void (*fn)(void *, struct fetch *, const uint8_t *, uint32_t),

@@ -50,6 +50,10 @@ int proto_hello(const uint8_t *p, size_t len, struct proto_hello *h)
 	h->options[h->options_len < 0 ? 0 : h->options_len] = 0;
 	if (h->options_len < 0 && json_has(s, len, "options"))
 		return PROTO_E_OPTIONS;
+	int vn = json_get_str(s, len, "verb", h->verb, sizeof(h->verb));
+	h->verb[vn < 0 ? 0 : vn] = 0;
+	if (vn < 0 && json_has(s, len, "verb"))
+		return PROTO_E_VERB;
 	char cap[16];
 	h->capture = 0;
 	int n = json_get_str(s, len, "capture", cap, sizeof(cap));

@@ -16,6 +16,7 @@ enum proto_rc {
 	PROTO_E_VERSION = -3,    /* HELLO without "protocol": 1 */
 	PROTO_E_OPTIONS = -4,    /* HELLO "options" not a string of at most 8191 bytes */
 	PROTO_E_CAPTURE = -5,    /* HELLO "capture" not "raw", "body" or "raw,body" */
+	PROTO_E_VERB = -6,       /* HELLO "verb" not a short string */
 };
 
 struct proto_frame {
@@ -38,6 +39,7 @@ struct proto_hello {
 	int64_t protocol;        /* -1 when absent */
 	bool hash;               /* "hash": true|false; default true */
 	uint8_t capture;         /* "capture": FETCHD_CAPTURE_RAW and/or _BODY; default 0 */
+	char verb[32];           /* "verb": what the session asks instead of fetching; "" when absent */
 	int options_len;         /* "options": "k=v\tk=v" (opts.h), unescaped into options; -1: absent */
 	char options[8192];
 };

@@ -26,6 +26,7 @@ enum fetchd_frame_type {
 	FETCHD_FR_ERROR = 0x84,   /* JSON {"error": "..."}; the daemon closes after it */
 	FETCHD_FR_CAPTURE = 0x85, /* u32 seq (BE), u8 kind (enum fetchd_capture), data: the bytes of one
 	                             fetch, when HELLO asked for "capture"; all before its result */
+	FETCHD_FR_INFO = 0x86,    /* JSON: the answer to HELLO "verb" (ping, stats); the daemon then closes */
 };
 
 /* HELLO "capture": "raw", "body" or "raw,body" asks for CAPTURE frames. An exchange is one request

@@ -117,6 +117,19 @@ static int result_hops(struct buf *b, const struct buf *hops)
 	return 0;
 }
 
+const char *const result_classes[RESULT_NCLASSES] = {
+	"url", "dns", "blocked", "tls", "connect", "timeout", "protocol", "too_large", "redirects", "robots",
+	"cancelled", "internal",
+};
+
+unsigned result_class_index(const char *cls)
+{
+	for (unsigned i = 0; i < RESULT_NCLASSES; i++)
+		if (!strcmp(result_classes[i], cls))
+			return i;
+	return RESULT_NCLASSES - 1;
+}
+
 void result_init(struct result *r)
 {
 	memset(r, 0, sizeof(*r));

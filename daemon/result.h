@@ -38,6 +38,12 @@ struct result {
 	                             (sessions that asked for "capture") */
 };
 
+/* The error classes (docs/protocol.md §9), in a fixed order: counters are kept by index. */
+#define RESULT_NCLASSES 12
+extern const char *const result_classes[RESULT_NCLASSES];
+/* The index of cls in result_classes ("internal"'s for a name not there). */
+unsigned result_class_index(const char *cls);
+
 /* A result with nothing known yet: every field null or 0. */
 void result_init(struct result *r);
 

@@ -366,11 +366,34 @@ void worker_reroute(struct worker *w, struct fetch *f)
 		fetch_fail(w, f, "internal", NULL, "out of memory following a redirect");
 }
 
+#define WORKER_PUB_NS (100 * 1000000LL)
+
+/* The copy of the counters the stats verb reads; out_lock held. */
+static void worker_pub_copy(struct worker *w)
+{
+	w->pub.stats = w->stats;
+	w->pub.inflight = w->inflight;
+	w->pub.nopen = w->nopen;
+	w->pub.nhosts = w->nhosts;
+	w->pub_ns = w->now_ns;
+}
+
+/* ... made with every batch of results (worker_flush_outbox), else at most every 100 ms. */
+static void worker_publish(struct worker *w)
+{
+	if (w->now_ns - w->pub_ns < WORKER_PUB_NS)
+		return;
+	pthread_mutex_lock(&w->out_lock);
+	worker_pub_copy(w);
+	pthread_mutex_unlock(&w->out_lock);
+}
+
 static void worker_flush_outbox(struct worker *w)
 {
 	if (w->out_local.len == 0)
 		return;
 	pthread_mutex_lock(&w->out_lock);
+	worker_pub_copy(w);
 	bool was_empty = w->out_shared.len == 0;
 	int rc = buf_append(&w->out_shared, w->out_local.p, w->out_local.len);
 	pthread_mutex_unlock(&w->out_lock);
@@ -496,6 +519,13 @@ static int worker_ring(struct worker *w)
 	return ring_init(&w->ring, sq, bufs, RING_RECV_BUF_BYTES);
 }
 
+void worker_take_pub(struct worker *w, struct worker_pub *into)
+{
+	pthread_mutex_lock(&w->out_lock);
+	*into = w->pub;
+	pthread_mutex_unlock(&w->out_lock);
+}
+
 static void *worker_main(void *arg)
 {
 	static _Thread_local struct ring_cqe cqes[FETCHD_REAP_BATCH];
@@ -525,6 +555,7 @@ static void *worker_main(void *arg)
 		sched_trim_idle(w);
 		sched_run(w);
 		worker_flush_outbox(w);
+		worker_publish(w);
 		if (w->stopping) {
 			if (stop_deadline == INT64_MAX) {
 				stop_deadline = w->now_ns + WORKER_STOP_GRACE_NS;

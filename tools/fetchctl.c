@@ -24,6 +24,7 @@
 #include "tools/resultline.h"
 #include "tools/store.h"
 #include "tools/urlset.h"
+#include "tools/verbs.h"
 #include "tools/view.h"
 
 #define EXIT_OK 0
@@ -637,11 +638,16 @@ static void raise_nofile(void)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] [BATCH OPTIONS] submit FILE|-\n"
+		     "       fetchctl [-s SOCKET] [--json] ping|stats|version\n"
 		     "       fetchctl -V\n"
 		     "  submit FILE  fetch every URL in FILE (one per line; '-' reads stdin); one JSON result per\n"
 		     "               URL on stdout as each completes, a summary on stderr. An indented\n"
 		     "               key=value line under a URL is an option for that URL alone.\n"
 		     "  -s SOCKET    fetchd's control socket (default: $FETCHD_SOCKET, else %s)\n"
+		     "  ping         is fetchd there: its version, pid and uptime\n"
+		     "  stats        fetchd's load, rates, caches, errors by class and memory\n"
+		     "  version      fetchctl's version and fetchd's\n"
+		     "  --json       ping, stats, version: the daemon's JSON object instead of lines for people\n"
 		     "  -q           no summary\n"
 		     "  --no-hash    do not hash bodies (body_sha256 is null): saves CPU on large bodies\n"
 		     "batch options (every URL; a URL's own options win):\n"
@@ -698,7 +704,8 @@ int main(int argc, char **argv)
 	bool quiet = false, hash = true;
 	static struct bytes opts;
 	enum { O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE, O_FORMAT, O_FIELDS, O_OUTPUT,
-	       O_RESUME, O_PROGRESS, O_NO_PROGRESS, O_WARC, O_WARC_MAX, O_OUTPUT_DIR };
+	       O_RESUME, O_PROGRESS, O_NO_PROGRESS, O_WARC, O_WARC_MAX, O_OUTPUT_DIR, O_JSON };
+	bool json = false;
 	const char *format = NULL, *fields = NULL, *output = NULL, *resume = NULL, *warc = NULL, *dir = NULL;
 	uint64_t warc_max = 0;
 	int progress = -1;
@@ -716,7 +723,8 @@ int main(int argc, char **argv)
 		{ "resume", required_argument, NULL, O_RESUME }, { "progress", no_argument, NULL, O_PROGRESS },
 		{ "no-progress", no_argument, NULL, O_NO_PROGRESS }, { "warc", required_argument, NULL, O_WARC },
 		{ "warc-max-bytes", required_argument, NULL, O_WARC_MAX },
-		{ "output-dir", required_argument, NULL, O_OUTPUT_DIR }, { NULL, 0, NULL, 0 },
+		{ "output-dir", required_argument, NULL, O_OUTPUT_DIR }, { "json", no_argument, NULL, O_JSON },
+		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "s:qVho:X:IH:A:m:", longopts, NULL)) != -1) {
@@ -750,17 +758,20 @@ int main(int argc, char **argv)
 				die(EXIT_USAGE, "--warc-max-bytes needs a size (bytes, or with K, M or G), not '%s'", optarg);
 			break;
 		case O_OUTPUT_DIR: dir = optarg; break;
+		case O_JSON: json = true; break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
+	if (!sock || !*sock)
+		sock = FETCHD_DEFAULT_SOCKET;
+	if (argc - optind == 1 && verb_known(argv[optind]))
+		return verb_run(sock, argv[optind], json);
 	if (argc - optind != 2 || strcmp(argv[optind], "submit") != 0) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!sock || !*sock)
-		sock = FETCHD_DEFAULT_SOCKET;
 	signal(SIGPIPE, SIG_IGN);
 	static struct session s;
 	session = &s;

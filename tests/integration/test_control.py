@@ -862,5 +862,22 @@ def sigterm_while_a_client_still_sends_cancels_the_rest_with_results():
         assert d.wait_exit(10) == 0
 
 
+
+@suite.test
+def verbs_answer_once_and_refuse_what_they_do_not_know():
+    with Fetchd() as d:
+        base = d.fd_count()
+        frames = session(d, hello(b'{"protocol":1,"verb":"ping"}') + urls_frame(["http://127.0.0.1:1/"]) + frame(END))
+        assert types_of(frames) == [0x86], frames  # one INFO; what follows HELLO is ignored
+        assert json.loads(frames[0][1])["server"] == "fetchd/0.1.0"
+        frames = session(d, hello(b'{"protocol":1,"verb":"stats"}'))
+        assert types_of(frames) == [0x86] and "per_worker" in json.loads(frames[0][1]), frames
+        expect_error(session(d, hello(b'{"protocol":1,"verb":"nope"}')),
+                     "unknown verb 'nope' (this fetchd knows: ping, stats)", "unknown verb")
+        expect_error(session(d, hello(b'{"protocol":1,"verb":7}')),
+                     'HELLO "verb" must be a string of at most 28 bytes', "verb not a string")
+        d.fds_settle(base)
+        assert d.alive()
+
 if __name__ == "__main__":
     suite.main()

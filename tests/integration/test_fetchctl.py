@@ -175,5 +175,55 @@ def daemon_healthy_at_the_end():
     assert d.stop() == 0
 
 
+
+# ---- ping, stats, version ---------------------------------------------------------------------------
+
+@suite.test
+def ping_version_and_stats_answer_for_people_and_as_json():
+    with Hostile() as h, Fetchd() as d:
+        rc, out, err = fetchctl(d.sock, ["ping"])
+        assert rc == 0 and out.startswith("fetchd/0.1.0 (") and ", pid %d, up 0:00:" % d.pid in out, (out, err)
+        rc, out, err = fetchctl(d.sock, ["--json", "ping"])
+        p = json.loads(out)
+        assert rc == 0 and p["server"] == "fetchd/0.1.0" and p["pid"] == d.pid and p["workers"] >= 1, p
+        rc, out, err = fetchctl(d.sock, ["version"])
+        assert rc == 0 and out.splitlines()[0] == "fetchctl 0.1.0" and "fetchd/0.1.0" in out, out
+        rc, out, err = fetchctl(d.sock, ["--json", "version"])
+        v = json.loads(out)
+        assert v["fetchctl"] == "0.1.0" and v["fetchd"]["pid"] == d.pid, v
+        # a batch of slow URLs is seen in flight, per worker too
+        urls = [h.url("/delay?ms=1500&len=10&k=%d" % i) for i in range(12)]
+        urls += [h.url("/ok?len=7&host=%d" % i, host="localhost") for i in range(3)]
+        urls += ["http://127.0.0.1:1/refused", "ftp://x/"]
+        path = os.path.join(d.dir, "u.txt")
+        with open(path, "w") as f:
+            f.write("".join(u + "\n" for u in urls))
+        sub = subprocess.Popen([_bin("FETCHCTL_BIN", "fetchctl"), "-s", d.sock, "-q", "submit", path], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        time.sleep(0.6)
+        rc, out, err = fetchctl(d.sock, ["--json", "stats"])
+        s = json.loads(out)
+        # 12 slow URLs of one host: 8 hold its connections (per_host_connections), 4 wait in its queue
+        assert rc == 0 and s["clients"] == 2 and s["admitted"] == 12 and s["inflight"] == 8, s
+        assert sum(w["inflight"] for w in s["per_worker"]) == 8 and len(s["per_worker"]) == s["workers"], s
+        assert s["conns_open"] >= 8 and s["max_inflight"] == 1024 and s["memory"]["rss_bytes"] > 1 << 20, s
+        out_, _ = sub.communicate(timeout=30)
+        assert len(parse_jsonl(out_)) == len(urls)
+        time.sleep(1.2)  # a whole second after the last result: the recent rate counts it
+        rc, out, err = fetchctl(d.sock, ["--json", "stats"])
+        s = json.loads(out)
+        assert s["results"] == len(urls) and s["ok"] == 15 and s["failed"] == 2 and s["inflight"] == 0, s
+        assert s["errors"]["connect"] == 1 and s["errors"]["url"] == 1 and sum(s["errors"].values()) == 2, s
+        assert sum(w["ok"] for w in s["per_worker"]) == 15, s
+        assert s["dns"]["hosts_file_hits"] >= 1 and s["conns"]["opened"] >= 9, s
+        assert s["rate_per_s"]["last_10s"] > 0 and s["rate_per_s"]["since_start"] > 0, s
+        rc, out, err = fetchctl(d.sock, ["stats"])
+        assert rc == 0 and "results 17 (15 ok, 2 failed)" in out and "errors: url 1, connect 1" in out, out
+        assert "  worker 0: in flight 0" in out and "memory: " in out, out
+    rc, out, err = fetchctl("/nonexistent/fetchd.sock", ["stats"])
+    assert rc == 3 and "cannot reach fetchd" in err, (rc, err)
+    rc, out, err = fetchctl("/nonexistent/fetchd.sock", ["--json", "version"])
+    assert rc == 3 and json.loads(out) == {"fetchctl": "0.1.0", "fetchd": None}, out
+
 if __name__ == "__main__":
     suite.main()

@@ -112,6 +112,19 @@ def plain_warc_and_rolling_by_size():
         with open(out, "rb") as f:
             assert f.read(9) == b"WARC/1.1\r"  # not compressed
         check_warc(warc_records(out), res, {u: pattern(50000) for u in urls})
+        # the readers can fail: one byte changed in a body is caught
+        with open(out, "rb") as f:
+            data = bytearray(f.read())
+        data[data.rindex(b"abcdefghij") + 3] ^= 0x20
+        bad = os.path.join(d.dir, "bad.warc")
+        with open(bad, "wb") as f:
+            f.write(data)
+        try:
+            warc_records(bad)
+        except AssertionError as e:
+            assert "digest" in str(e), e
+        else:
+            raise AssertionError("a changed body byte went unnoticed")
         base = os.path.join(d.dir, "roll.warc")  # uncompressed: the pattern bodies compress to nothing
         rc, res, err = submit(d, urls, ["--warc", base, "--warc-max-bytes", "120K"])
         assert rc == 0, err
