@@ -125,6 +125,11 @@ static const struct conf_key conf_keys[] = {
 	STR("security", "deny_addresses", deny_addresses, 0, CONF_ADDRS_MAX - 1, "", check_addresses,
 	    ADDRESSES_EXPECT),
 
+	STR("jobs", "dir", jobs_dir, 0, CONF_PATH_MAX - 1, "/var/lib/fetchd/jobs", check_no_ctl,
+	    "a path without control characters"),
+	NUM("jobs", "max_jobs", CONF_T_U32, max_jobs, 0, 1024, 16),
+	NUM("jobs", "max_bytes", CONF_T_SIZE, job_max_bytes, 64 * KIB, 64 * GIB, 256 * MIB),
+
 	STR("tls", "ca_file", tls_ca_file, 0, CONF_PATH_MAX - 1, "", check_no_ctl, "a path"),
 	STR("tls", "ca_path", tls_ca_path, 0, CONF_PATH_MAX - 1, "", check_no_ctl, "a path"),
 	STR("tls", "min_version", tls_min_version, 3, 3, "1.2", check_tls_version, "1.2 or 1.3"),
@@ -402,7 +407,7 @@ int conf_get(const struct conf *c, const char *section, const char *key, char *b
 static const char *const conf_restart_keys[] = {
 	"daemon.workers", "control.socket", "control.max_clients", "fetch.max_inflight",
 	"politeness.obey_robots", "dns.servers", "dns.timeout_ms", "dns.tries", "dns.cache_size",
-	"dns.family", "dns.hosts_file", "tls.ca_file", "tls.ca_path", "tls.min_version", "tls.verify",
+	"dns.family", "dns.hosts_file", "jobs.dir", "jobs.max_jobs", "tls.ca_file", "tls.ca_path", "tls.min_version", "tls.verify",
 	"tls.session_cache_size",
 };
 

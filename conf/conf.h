@@ -100,6 +100,14 @@ struct conf {
 	char tls_verify[4];              /* verify = yes|no; default yes */
 	uint32_t tls_max_handshakes;     /* max_handshakes: TLS handshakes in progress per worker; more
 	                                    wait to start their connection; default 64; 1..100000 */
+	/* [jobs] (detached batches: fetchctl submit --detach) */
+	char jobs_dir[CONF_PATH_MAX];    /* dir: where a job's URLs and results are spooled (0700); default
+	                                    /var/lib/fetchd/jobs; "" turns detached jobs off */
+	uint32_t max_jobs;               /* jobs kept at once (running or waiting to be collected); default
+	                                    16; 0..1024 */
+	uint64_t job_max_bytes;          /* max_bytes: the URLs one job may submit; default 256 MiB;
+	                                    64 KiB..64 GiB */
+
 	uint32_t tls_session_cache_size; /* session_cache_size: resumable sessions kept per worker;
 	                                    default 10000; 0..1000000 (0: no resumption) */
 };

@@ -61,7 +61,7 @@ static void control_arm_accept(struct fetchd *d)
 /* The client table, every slot free. */
 static int control_clients_init(struct fetchd *d, char *err, size_t errlen)
 {
-	d->client_cap = d->conf.max_clients;
+	d->client_cap = d->conf.max_clients + d->conf.max_jobs; /* the last max_jobs slots run jobs */
 	d->clients = calloc(d->client_cap, sizeof(*d->clients));
 	d->client_free = calloc(d->client_cap, sizeof(*d->client_free));
 	if (!d->clients || !d->client_free) {
@@ -71,9 +71,10 @@ static int control_clients_init(struct fetchd *d, char *err, size_t errlen)
 	for (uint32_t i = 0; i < d->client_cap; i++) {
 		d->clients[i].idx = i;
 		d->clients[i].fd = -1;
-		d->client_free[i] = d->client_cap - 1 - i;
 	}
-	d->nclient_free = d->client_cap;
+	for (uint32_t i = 0; i < d->conf.max_clients; i++)
+		d->client_free[i] = d->conf.max_clients - 1 - i;
+	d->nclient_free = d->conf.max_clients;
 	return 0;
 }
 
@@ -164,7 +165,7 @@ int control_listen(struct fetchd *d, char *err, size_t errlen)
 	return 0;
 }
 
-static void client_mark_dirty(struct fetchd *d, struct client *c)
+void client_mark_dirty(struct fetchd *d, struct client *c)
 {
 	if (!c->dirty && c->state == CL_OPEN) {
 		c->dirty = true;
@@ -173,7 +174,7 @@ static void client_mark_dirty(struct fetchd *d, struct client *c)
 }
 
 /* Close the open RESULTS frame: write its header now that its length is known. */
-static void client_frame_close(struct client *c)
+void client_frame_close(struct client *c)
 {
 	if (c->open_frame == CONTROL_NO_FRAME)
 		return;
@@ -182,7 +183,7 @@ static void client_frame_close(struct client *c)
 	c->open_frame = CONTROL_NO_FRAME;
 }
 
-static void client_frame(struct client *c, uint8_t type, const char *payload, size_t len)
+void client_frame(struct client *c, uint8_t type, const char *payload, size_t len)
 {
 	uint8_t hdr[FETCHD_FRAME_HDR_BYTES];
 	client_frame_close(c);
@@ -332,6 +333,10 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 		client_reject_line(d, c, line, len, "cancelled", "%s", "fetchd is stopping: not fetched");
 		return;
 	}
+	if (c->cancel_rest) {
+		client_reject_line(d, c, line, len, "cancelled", "%s", "the job was cancelled: not fetched");
+		return;
+	}
 	if (len > d->conf.max_url_bytes) {
 		char lim[32];
 		snprintf(lim, sizeof(lim), "%u", d->conf.max_url_bytes);
@@ -385,14 +390,13 @@ static bool client_can_admit(const struct fetchd *d, const struct client *c)
 	       c->admitted_bytes + c->out.len + c->sending.len < d->conf.client_buffer_bytes;
 }
 
-static void client_fatal(struct fetchd *d, struct client *c, const char *msg);
 
 /* Admit lines of the current URLS frame. Returns false when paused (window full) or failed. While
  * fetchd drains, nothing pauses: each line gets its "cancelled" result at once (client_admit_url). */
 static bool client_admit_lines(struct fetchd *d, struct client *c)
 {
 	while (c->in_off < c->urls_end) {
-		if (!d->stopping && !client_can_admit(d, c))
+		if (!d->stopping && !c->cancel_rest && !client_can_admit(d, c))
 			return false;
 		const char *line;
 		size_t len, used;
@@ -408,11 +412,15 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 }
 
 /* A session that asks instead of fetching: one INFO frame, then the daemon closes. */
-static void client_verb(struct fetchd *d, struct client *c, const char *verb)
+static void client_verb(struct fetchd *d, struct client *c, const struct proto_hello *h)
 {
+	const char *verb = h->verb;
+	if (jobs_verb(d, c, h))
+		return;
 	if (!info_verb_known(verb)) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "unknown verb '%s' (this fetchd knows: ping, stats)", verb);
+		char msg[128];
+		snprintf(msg, sizeof(msg), "unknown verb '%s' (this fetchd knows: ping, stats, jobs, status, cancel, "
+			 "results)", verb);
 		client_fatal(d, c, msg);
 		return;
 	}
@@ -427,7 +435,7 @@ static void client_verb(struct fetchd *d, struct client *c, const char *verb)
 static void client_hello(struct fetchd *d, struct client *c, const char *p, size_t len)
 {
 	struct proto_hello h;
-	char msg[OPTS_ERR_MAX + 32], why[OPTS_ERR_MAX], extra[OPTS_EXTRA_MAX];
+	char msg[OPTS_ERR_MAX + 32];
 	int rc = proto_hello((const uint8_t *)p, len, &h);
 	if (rc != PROTO_OK) {
 		if (rc == PROTO_E_OPTIONS)
@@ -445,9 +453,21 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 		return;
 	}
 	if (h.verb[0]) {
-		client_verb(d, c, h.verb);
+		client_verb(d, c, &h);
 		return;
 	}
+	if (h.detach) {
+		jobs_submit(d, c, &h);
+		return;
+	}
+	client_batch(d, c, &h);
+}
+
+/* The batch's settings from its HELLO, then WELCOME. */
+void client_batch(struct fetchd *d, struct client *c, const struct proto_hello *hp)
+{
+	const struct proto_hello h = *hp;
+	char msg[OPTS_ERR_MAX + 32], why[OPTS_ERR_MAX], extra[OPTS_EXTRA_MAX];
 	c->hash = h.hash; /* "hash": false: no body_sha256, less CPU */
 	if (h.capture && !(c->cap_unacked = calloc(d->nworkers, sizeof(*c->cap_unacked)))) {
 		client_fatal(d, c, "out of memory");
@@ -469,8 +489,9 @@ static void client_hello(struct fetchd *d, struct client *c, const char *p, size
 		memcpy(c->extra, extra, c->opts.extra_len);
 	}
 	char w[192];
-	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u}",
-			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes);
+	int n = snprintf(w, sizeof(w), "{\"protocol\":%d,\"server\":\"fetchd/%s\",\"max_url_bytes\":%u%s%s%s}",
+			 FETCHD_PROTO_VERSION, FETCHD_VERSION, d->conf.max_url_bytes, c->job_in ? ",\"job\":\"" : "",
+			 c->job_in ? jobs_id(c->job_in) : "", c->job_in ? "\"" : "");
 	client_frame(c, FETCHD_FR_WELCOME, w, (size_t)n);
 	c->hello_done = true;
 	client_mark_dirty(d, c);
@@ -481,6 +502,8 @@ static bool client_frame_in(struct fetchd *d, struct client *c, uint8_t type, co
 {
 	if (c->done_queued)
 		return true; /* answered (a verb, or DONE): whatever follows is ignored */
+	if (c->job_in && (type == FETCHD_FR_URLS || type == FETCHD_FR_END))
+		return jobs_frame_in(d, c, type, p, len);
 	if (!c->hello_done && type != FETCHD_FR_HELLO) {
 		client_fatal(d, c, "the first frame must be HELLO");
 		return false;
@@ -516,6 +539,10 @@ static void client_arm_recv(struct fetchd *d, struct client *c)
 {
 	if (c->recv_armed || c->state != CL_OPEN || c->end_seen)
 		return;
+	if (c->job) { /* a job reads its URLs file instead of a socket */
+		jobs_feed(d, c);
+		return;
+	}
 	/* Compact, then make room for at least the frame that is partly here. */
 	buf_consume(&c->in, c->in_off);
 	c->in_off = 0;
@@ -580,6 +607,10 @@ static void client_free(struct fetchd *d, struct client *c)
 	c->capture = 0;
 	c->state = CL_FREE;
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
+	if (c->idx >= d->conf.max_clients) { /* a job's slot: never a socket's */
+		jobs_client_freed(d, c);
+		return;
+	}
 	d->client_free[d->nclient_free++] = c->idx;
 	d->nclients--;
 	control_reserve(d); /* spent on a shortage: a descriptor just came free */
@@ -597,10 +628,11 @@ static void client_cancel_fetches(struct fetchd *d, struct client *c)
 		worker_cancel_client(&d->workers[i], c->idx, c->gen, false);
 }
 
-static void client_close(struct fetchd *d, struct client *c, const char *reason)
+void client_close(struct fetchd *d, struct client *c, const char *reason)
 {
 	if (c->state != CL_OPEN)
 		return;
+	jobs_client_closed(d, c);
 	client_cancel_fetches(d, c);
 	if (c->dirty) {
 		list_del(&c->dirty_link);
@@ -625,7 +657,7 @@ static void client_close(struct fetchd *d, struct client *c, const char *reason)
 }
 
 /* A protocol error: cancel the batch, tell the client why, close once that is sent. */
-static void client_fatal(struct fetchd *d, struct client *c, const char *msg)
+void client_fatal(struct fetchd *d, struct client *c, const char *msg)
 {
 	log_warn("client %u (pid %d uid %u): %s", c->id, (int)c->pid, (unsigned)c->uid, msg);
 	client_cancel_fetches(d, c);
@@ -673,6 +705,13 @@ void control_on_timer(struct fetchd *d, uint32_t idx, uint32_t gen)
 
 static void client_flush(struct fetchd *d, struct client *c)
 {
+	if (c->job) { /* a job's output goes to its results file */
+		if (c->state == CL_OPEN)
+			jobs_flush(d, c);
+		return;
+	}
+	if (c->collect)
+		jobs_collect(d, c);
 	if (c->send_armed || c->state != CL_OPEN)
 		return;
 	if (c->sending.len == 0) {
@@ -699,8 +738,8 @@ static void client_flush(struct fetchd *d, struct client *c)
 
 static void client_check_done(struct fetchd *d, struct client *c)
 {
-	if (!c->end_seen || c->done_queued || c->admitted || c->urls_end)
-		return; /* anything a client sends after END is ignored */
+	if (!c->end_seen || c->done_queued || c->admitted || c->urls_end || c->collect)
+		return; /* anything a client sends after END is ignored; a collector ends with its job's DONE */
 	char msg[64];
 	int n = snprintf(msg, sizeof(msg), "{\"results\":%llu}", (unsigned long long)c->results);
 	client_frame(c, FETCHD_FR_DONE, msg, (size_t)n);

@@ -106,7 +106,7 @@ static int engine_workers(struct fetchd *d, char *err, size_t errlen)
 	for (uint32_t i = 0; i < d->nworkers; i++)
 		d->workers[i].efd = -1; /* what worker_fini expects of one that never initialised */
 	for (uint32_t i = 0; i < d->nworkers; i++)
-		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, d->conf.max_clients, d->tls_cfg,
+		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, d->conf.max_clients + d->conf.max_jobs, d->tls_cfg,
 				d->tls_cfg ? NULL : d->tls_cfg_error, err, errlen) < 0)
 			return -1;
 	for (uint32_t i = 0; i < d->nworkers; i++) {
@@ -172,6 +172,10 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 		return -1;
 	}
 	/* The socket comes last: once it exists, clients may connect, and everything must be up. */
+	if (jobs_init(d) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (engine_signals(d, err, errlen) < 0 || engine_tls(d, err, errlen) < 0 || engine_workers(d, err, errlen) < 0 ||
 	    control_listen(d, err, errlen) < 0)
 		return -1;
@@ -353,6 +357,7 @@ void fetchd_fini(struct fetchd *d)
 	if (d->ring.br)
 		ring_fini(&d->ring);
 	control_fini(d);
+	jobs_fini(d);
 	tls_config_free(d->tls_cfg);
 	buf_free(&d->results);
 	ring_timers_fini(&d->timers);

@@ -238,6 +238,14 @@ struct client {
 	bool cancelling;         /* its fetches are being cancelled: results that still come are dropped */
 	struct link dirty_link;
 	const char *close_reason;
+	/* detached jobs (jobs.c) */
+	struct job *job;         /* this client runs the job (a slot after max_clients, no socket) */
+	struct job *job_in;      /* this session is submitting the job's URLs (until END) */
+	struct job *collect;     /* this session streams the job's results */
+	uint64_t collect_off;
+	bool collected;          /* ... and has queued all of a finished job's */
+	bool cancel_rest;        /* the job was cancelled: lines not admitted yet get "cancelled" */
+	bool job_dropped;        /* the job's submitter left before END: its files go with it */
 };
 
 struct dns;
@@ -400,6 +408,8 @@ struct fetchd {
 	struct link dirty;       /* clients with output to send or input to admit */
 	uint32_t window;         /* resolved client window */
 	struct fetch_opts opts_default; /* what a batch starts from: the daemon's settings */
+	struct job *jobs;        /* [jobs] max_jobs of them (jobs.c) */
+	bool jobs_on;
 	uint64_t wake_mask;      /* workers handed fetches this turn: wake them at its end */
 	uint64_t results_sent;   /* results queued to clients since the start (STATUS=) */
 	int64_t start_ns;
@@ -441,6 +451,28 @@ void worker_cancel_client(struct worker *w, uint32_t idx, uint32_t gen, bool rep
 void worker_stop(struct worker *w);
 void worker_reconf(struct worker *w, const struct conf *c); /* reload: takes a copy of c */
 void fetchd_reload(struct fetchd *d);
+/* control.c, for jobs.c */
+struct proto_hello;
+void client_batch(struct fetchd *d, struct client *c, const struct proto_hello *h);
+void client_fatal(struct fetchd *d, struct client *c, const char *msg);
+void client_frame(struct client *c, uint8_t type, const char *payload, size_t len);
+void client_frame_close(struct client *c);
+void client_mark_dirty(struct fetchd *d, struct client *c);
+void client_close(struct fetchd *d, struct client *c, const char *reason);
+/* jobs.c: detached batches */
+struct job;
+int jobs_init(struct fetchd *d);
+void jobs_fini(struct fetchd *d);
+const char *jobs_id(const struct job *j);
+void jobs_submit(struct fetchd *d, struct client *c, const struct proto_hello *h);
+bool jobs_frame_in(struct fetchd *d, struct client *c, uint8_t type, const char *p, uint32_t len);
+void jobs_abort(struct fetchd *d, struct client *c);
+void jobs_feed(struct fetchd *d, struct client *c);
+void jobs_flush(struct fetchd *d, struct client *c);
+void jobs_collect(struct fetchd *d, struct client *c);
+void jobs_client_closed(struct fetchd *d, struct client *c);
+void jobs_client_freed(struct fetchd *d, struct client *c);
+bool jobs_verb(struct fetchd *d, struct client *c, const struct proto_hello *h);
 void info_answer(struct fetchd *d, const char *verb, struct buf *out); /* HELLO "verb": INFO's JSON */
 int info_verb_known(const char *verb);
 void info_tick(struct fetchd *d);         /* TK_TICK */

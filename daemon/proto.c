@@ -54,6 +54,10 @@ int proto_hello(const uint8_t *p, size_t len, struct proto_hello *h)
 	h->verb[vn < 0 ? 0 : vn] = 0;
 	if (vn < 0 && json_has(s, len, "verb"))
 		return PROTO_E_VERB;
+	int jn = json_get_str(s, len, "job", h->job, sizeof(h->job));
+	h->job[jn < 0 ? 0 : jn] = 0;
+	h->detach = false;
+	json_get_bool(s, len, "detach", &h->detach);
 	char cap[16];
 	h->capture = 0;
 	int n = json_get_str(s, len, "capture", cap, sizeof(cap));

@@ -40,6 +40,8 @@ struct proto_hello {
 	bool hash;               /* "hash": true|false; default true */
 	uint8_t capture;         /* "capture": FETCHD_CAPTURE_RAW and/or _BODY; default 0 */
 	char verb[32];           /* "verb": what the session asks instead of fetching; "" when absent */
+	char job[32];            /* "job": the job a verb is about; "" when absent */
+	bool detach;             /* "detach": true: the batch becomes a job (jobs.c); default false */
 	int options_len;         /* "options": "k=v\tk=v" (opts.h), unescaped into options; -1: absent */
 	char options[8192];
 };

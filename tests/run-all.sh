@@ -8,6 +8,15 @@
 # UNIT_ONLY=1 skips the integration suites.
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+# The second WARC reader (npm's warcio), installed once for every suite; FETCHD_WARCIO says how it went.
+if [ -z "${UNIT_ONLY:-}" ] && [ -z "${FETCHD_WARCIO:-}" ]; then
+	if why=$("$here/lib/npm-deps.sh" 2>&1); then
+		export FETCHD_WARCIO=ok
+	else
+		export FETCHD_WARCIO="$(printf '%s\n' "$why" | tail -n 1)"
+		echo "NOTE: warcio is not available ($FETCHD_WARCIO): WARC files are checked by tests/lib/warcread.py alone"
+	fi
+fi
 total_p=0 total_f=0
 run_one() {  # name, command...
 	name=$1; shift

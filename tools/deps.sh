@@ -4,16 +4,18 @@
 #   install:      apt-get install all of them (root): what `make deps` runs.
 #   ensure:       build + test packages, installed only when missing (root); else say what to install.
 #   ensure-bench: the same, plus the benchmark's peers (libcurl, curl, wrk, aiohttp).
+#   ensure-node:  Node.js and npm, for the tests' second WARC reader (npm's warcio), when missing.
 #   ensure-fuzz:  build packages plus clang with libFuzzer and llvm-symbolizer (`make fuzz`); not needed
 #                 by `make check` (the corpus replay builds with gcc).
 set -eu
 BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
-# Node.js and npm run tests/lib/warccheck.mjs (npm's warcio, installed by tests/lib/npm-deps.sh). Debian's
-# nodejs and npm are asked for only when `node` or `npm` is missing: a Node.js installed another way
-# (a vendor's nodejs package that bundles npm and conflicts with Debian's, or one outside dpkg) is kept.
+TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base"
+# Node.js and npm run the second WARC reader of the tests (npm's warcio: tests/lib/warccheck.mjs). They
+# are not installed by `ensure` (Debian's npm brings hundreds of packages, and the first reader,
+# tests/lib/warcread.py, needs only Python); `ensure-node` installs them when `node` or `npm` is missing
+# (a Node.js installed another way is kept).
 NODE="nodejs npm"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then NODE=""; fi
-TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base $NODE"
 BENCH="libcurl4-openssl-dev curl wrk python3-aiohttp"
 FUZZ="clang libclang-rt-14-dev llvm"
 PKGS="$BUILD $TEST"
@@ -43,6 +45,7 @@ case "${1:-ensure}" in
 	ensure)       m=$(missing "$PKGS"); [ -z "$m" ] || install "$m" ;;
 	ensure-bench) m=$(missing "$PKGS $BENCH"); [ -z "$m" ] || install "$m" ;;
 	ensure-fuzz)  m=$(missing "$BUILD $FUZZ"); [ -z "$m" ] || install "$m" ;;
+	ensure-node)  m=$(missing "$NODE"); [ -z "$m" ] || install "$m" ;;
 	list)         echo "$PKGS $BENCH" ;;
-	*)            echo "usage: deps.sh install|ensure|ensure-bench|ensure-fuzz|list" >&2; exit 2 ;;
+	*)            echo "usage: deps.sh install|ensure|ensure-bench|ensure-fuzz|ensure-node|list" >&2; exit 2 ;;
 esac

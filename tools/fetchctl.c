@@ -72,6 +72,9 @@ struct session {
 	struct store *store;  /* --warc, --output-dir: what is kept besides the result lines */
 	bool paths;           /* --output-dir: result lines get "path" */
 	struct bytes line;    /* a result line with its "path" */
+	bool detach;          /* submit --detach: the daemon keeps the results for `results JOB` */
+	char job[40];         /* ... the job's id, from WELCOME */
+	uint64_t job_urls;    /* ... and the URLs it took, from DONE */
 };
 
 static bool progress_drawn; /* the progress line is on stderr now: clear it before other output */
@@ -174,6 +177,10 @@ static void pending_flush(struct session *s)
 
 static void fill_input(struct session *s)
 {
+	if (!s->in) { /* results JOB: nothing to send */
+		s->in_eof = s->end_sent = true;
+		return;
+	}
 	while (!s->in_eof && s->out.len - s->out_off < 4 * URLS_FRAME_BYTES) {
 		ssize_t r = getline(&input_line, &line_cap, s->in);
 		if (r < 0) {
@@ -398,15 +405,23 @@ static void progress_draw(struct session *s, bool force)
 static void on_frame(struct session *s, uint8_t type, const uint8_t *p, uint32_t len)
 {
 	switch (type) {
-	case FETCHD_FR_WELCOME:
+	case FETCHD_FR_WELCOME: {
+		struct rl_val v;
 		s->welcomed = true;
+		if (rl_get((const char *)p, len, "job", &v) && v.type == RL_STRING)
+			rl_text(&v, s->job, sizeof(s->job));
 		break;
+	}
 	case FETCHD_FR_RESULTS:
 		on_results(s, p, len);
 		break;
-	case FETCHD_FR_DONE:
+	case FETCHD_FR_DONE: {
+		struct rl_val v;
 		s->done = true;
+		if (s->detach && rl_get((const char *)p, len, "urls", &v) && v.type == RL_NUMBER)
+			s->job_urls = strtoull(v.p, NULL, 10);
 		break;
+	}
 	case FETCHD_FR_CAPTURE: {
 		char err[512];
 		if (!s->store)
@@ -638,12 +653,17 @@ static void raise_nofile(void)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: fetchctl [-s SOCKET] [-q] [--no-hash] [BATCH OPTIONS] submit FILE|-\n"
-		     "       fetchctl [-s SOCKET] [--json] ping|stats|version\n"
+		     "       fetchctl [-s SOCKET] [--json] ping|stats|version|jobs\n"
+		     "       fetchctl [-s SOCKET] [--json] status|cancel JOB\n"
+		     "       fetchctl [-s SOCKET] [RESULT OPTIONS] results JOB\n"
 		     "       fetchctl -V\n"
 		     "  submit FILE  fetch every URL in FILE (one per line; '-' reads stdin); one JSON result per\n"
 		     "               URL on stdout as each completes, a summary on stderr. An indented\n"
 		     "               key=value line under a URL is an option for that URL alone.\n"
 		     "  -s SOCKET    fetchd's control socket (default: $FETCHD_SOCKET, else %s)\n"
+		     "  --detach     submit: hand the batch over as a job and return; prints the job id\n"
+		     "  results JOB  stream a job's results (following it while it runs); the job is then removed\n"
+		     "  jobs         your jobs; status JOB: one; cancel JOB: stop it (or remove a finished one)\n"
 		     "  ping         is fetchd there: its version, pid and uptime\n"
 		     "  stats        fetchd's load, rates, caches, errors by class and memory\n"
 		     "  version      fetchctl's version and fetchd's\n"
@@ -703,9 +723,9 @@ int main(int argc, char **argv)
 	const char *sock = getenv("FETCHD_SOCKET");
 	bool quiet = false, hash = true;
 	static struct bytes opts;
-	enum { O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE, O_FORMAT, O_FIELDS, O_OUTPUT,
+	enum { O_DETACH = 250, O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE, O_FORMAT, O_FIELDS, O_OUTPUT,
 	       O_RESUME, O_PROGRESS, O_NO_PROGRESS, O_WARC, O_WARC_MAX, O_OUTPUT_DIR, O_JSON };
-	bool json = false;
+	bool json = false, detach = false;
 	const char *format = NULL, *fields = NULL, *output = NULL, *resume = NULL, *warc = NULL, *dir = NULL;
 	uint64_t warc_max = 0;
 	int progress = -1;
@@ -724,6 +744,7 @@ int main(int argc, char **argv)
 		{ "no-progress", no_argument, NULL, O_NO_PROGRESS }, { "warc", required_argument, NULL, O_WARC },
 		{ "warc-max-bytes", required_argument, NULL, O_WARC_MAX },
 		{ "output-dir", required_argument, NULL, O_OUTPUT_DIR }, { "json", no_argument, NULL, O_JSON },
+		{ "detach", no_argument, NULL, O_DETACH },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
@@ -759,6 +780,7 @@ int main(int argc, char **argv)
 			break;
 		case O_OUTPUT_DIR: dir = optarg; break;
 		case O_JSON: json = true; break;
+		case O_DETACH: detach = true; break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -766,20 +788,29 @@ int main(int argc, char **argv)
 	}
 	if (!sock || !*sock)
 		sock = FETCHD_DEFAULT_SOCKET;
-	if (argc - optind == 1 && verb_known(argv[optind]))
-		return verb_run(sock, argv[optind], json);
-	if (argc - optind != 2 || strcmp(argv[optind], "submit") != 0) {
+	const char *verb = argc > optind ? argv[optind] : "";
+	if (verb_known(verb) && argc - optind == 1 + verb_wants_job(verb))
+		return verb_run(sock, verb, argc - optind == 2 ? argv[optind + 1] : NULL, json);
+	bool results = !strcmp(verb, "results");
+	if (argc - optind != 2 || (strcmp(verb, "submit") && !results)) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (detach && (results || warc || dir || resume))
+		die(EXIT_USAGE, "--detach goes with submit, without --warc, --output-dir or --resume");
 	signal(SIGPIPE, SIG_IGN);
 	static struct session s;
 	session = &s;
 	atexit(session_free); /* every exit, die() included, leaves nothing behind for leak checkers */
 	const char *file = argv[optind + 1];
-	s.in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-	if (!s.in)
-		die(EXIT_USAGE, "cannot open %s: %s", file, strerror(errno));
+	s.detach = detach;
+	if (!results) {
+		s.in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+		if (!s.in)
+			die(EXIT_USAGE, "cannot open %s: %s", file, strerror(errno));
+	} else if (warc || dir || resume) {
+		die(EXIT_USAGE, "results JOB takes the result options only (no --warc, --output-dir or --resume)");
+	}
 	if (warc_max && !warc)
 		die(EXIT_USAGE, "--warc-max-bytes needs --warc FILE");
 	setup_view(&s, format, fields, output, resume);
@@ -793,7 +824,7 @@ int main(int argc, char **argv)
 	if (resume)
 		load_resume(&s, resume);
 	s.progress = progress == 1 || (progress == -1 && !quiet && isatty(STDERR_FILENO));
-	if (s.progress)
+	if (s.progress && s.in)
 		s.total = count_urls(s.in);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -815,6 +846,14 @@ int main(int argc, char **argv)
 		json_escape(&hello, store_capture(s.store));
 		bytes_add(&hello, "\"", 1);
 	}
+	if (detach)
+		bytes_add(&hello, ",\"detach\":true", strlen(",\"detach\":true"));
+	if (results) {
+		static const char verb_results[] = ",\"verb\":\"results\",\"job\":\"";
+		bytes_add(&hello, verb_results, sizeof(verb_results) - 1);
+		json_escape(&hello, file);
+		bytes_add(&hello, "\"", 1);
+	}
 	bytes_add(&hello, "}", 1);
 	frame_out(&s, FETCHD_FR_HELLO, hello.p, hello.len);
 	free(hello.p);
@@ -829,6 +868,14 @@ int main(int argc, char **argv)
 		if (store_close(st, err, sizeof(err)) < 0)
 			die(1, "%s", err);
 	}
+	if (detach) {
+		if (json)
+			printf("{\"job\":\"%s\",\"urls\":%llu}\n", s.job, (unsigned long long)s.job_urls);
+		else
+			printf("job %s: %llu URLs submitted; collect the results with: fetchctl results %s\n", s.job,
+			       (unsigned long long)s.job_urls, s.job);
+		return fflush(stdout) == 0 ? EXIT_OK : 1;
+	}
 	progress_draw(&s, true);
 	if (s.progress)
 		fputc('\n', stderr);
@@ -838,7 +885,7 @@ int main(int argc, char **argv)
 	if (!quiet && s.skipped)
 		fprintf(stderr, "  skipped %llu URLs that already have a result in %s\n",
 			(unsigned long long)s.skipped, resume);
-	if (s.n.results != s.submitted) {
+	if (!results && s.n.results != s.submitted) {
 		fprintf(stderr, "fetchctl: %llu URLs submitted but %llu results received\n",
 			(unsigned long long)s.submitted, (unsigned long long)s.n.results);
 		return EXIT_LOST;

@@ -19,11 +19,17 @@
 
 bool verb_known(const char *verb)
 {
-	return !strcmp(verb, "ping") || !strcmp(verb, "stats") || !strcmp(verb, "version");
+	return !strcmp(verb, "ping") || !strcmp(verb, "stats") || !strcmp(verb, "version") || !strcmp(verb, "jobs") ||
+	       verb_wants_job(verb);
+}
+
+int verb_wants_job(const char *verb)
+{
+	return !strcmp(verb, "status") || !strcmp(verb, "cancel");
 }
 
 /* The INFO frame's payload for verb (malloc'd, NUL-terminated) into *out. Returns 0 or an exit code. */
-static int verb_ask(const char *sock, const char *verb, char **out, bool quiet_unreachable)
+static int verb_ask(const char *sock, const char *verb, const char *job, char **out, bool quiet_unreachable)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	if (strlen(sock) >= sizeof(sun.sun_path)) {
@@ -40,9 +46,15 @@ static int verb_ask(const char *sock, const char *verb, char **out, bool quiet_u
 			close(fd);
 		return VERB_EXIT_UNREACHABLE;
 	}
-	char hello[128];
-	int n = snprintf(hello, sizeof(hello), "{\"protocol\":%d,\"client\":\"fetchctl/%s\",\"verb\":\"%s\"}",
-			 FETCHD_PROTO_VERSION, FETCHD_VERSION, verb);
+	char hello[192];
+	int n = snprintf(hello, sizeof(hello), "{\"protocol\":%d,\"client\":\"fetchctl/%s\",\"verb\":\"%s\"%s%.24s%s}",
+			 FETCHD_PROTO_VERSION, FETCHD_VERSION, verb, job ? ",\"job\":\"" : "", job ? job : "",
+			 job ? "\"" : "");
+	if (job && strspn(job, "0123456789abcdef") != strlen(job)) {
+		fprintf(stderr, "fetchctl: '%s' is not a job id (12 hex digits)\n", job);
+		close(fd);
+		return VERB_EXIT_LOST;
+	}
 	uint8_t hdr[FETCHD_FRAME_HDR_BYTES];
 	fetchd_frame_hdr(hdr, (uint32_t)n, FETCHD_FR_HELLO);
 	size_t cap = 65536, len = 0;
@@ -157,13 +169,42 @@ static void verb_print_stats(const char *j)
 	       strtod(verb_get(j, "memory.rss_bytes"), NULL) / 1048576.0);
 }
 
-int verb_run(const char *sock, const char *verb, bool json)
+/* One job as a line: "3f9a1c0b2e4d  running  812/5000 results  256 in the daemon  2026-11-22T09:13:25Z". */
+static void verb_print_job(const char *one)
+{
+	printf("%s  %s  %s/%s results  %s in the daemon  %s%s\n", verb_get(one, "id"), verb_get(one, "state"),
+	       verb_get(one, "results"), verb_get(one, "urls"), verb_get(one, "in_daemon"), verb_get(one, "created"),
+	       !strcmp(verb_get(one, "collecting"), "true") ? "  (being collected)" : "");
+}
+
+static void verb_print_jobs(const char *j)
+{
+	struct rl_val v;
+	int n = 0;
+	if (rl_get(j, strlen(j), "jobs", &v) && v.type == RL_ARRAY) {
+		const char *p = v.p, *end = v.p + v.len;
+		while ((p = memchr(p, '{', (size_t)(end - p))) != NULL) {
+			const char *q = memchr(p, '}', (size_t)(end - p));
+			if (!q)
+				break;
+			char one[512];
+			snprintf(one, sizeof(one), "%.*s", (int)(q - p + 1), p);
+			verb_print_job(one);
+			n++;
+			p = q + 1;
+		}
+	}
+	if (!n)
+		printf("no jobs\n");
+}
+
+int verb_run(const char *sock, const char *verb, const char *job, bool json)
 {
 	char *answer = NULL;
 	bool version = !strcmp(verb, "version");
 	if (version && !json)
 		printf("fetchctl %s\n", FETCHD_VERSION);
-	int rc = verb_ask(sock, version ? "ping" : verb, &answer, false);
+	int rc = verb_ask(sock, version ? "ping" : verb, job, &answer, false);
 	if (rc != 0) {
 		if (version && json)
 			printf("{\"fetchctl\":\"%s\",\"fetchd\":null}\n", FETCHD_VERSION);
@@ -173,6 +214,14 @@ int verb_run(const char *sock, const char *verb, bool json)
 		printf("{\"fetchctl\":\"%s\",\"fetchd\":%s}\n", FETCHD_VERSION, answer);
 	else if (json)
 		printf("%s\n", answer);
+	else if (!strcmp(verb, "jobs"))
+		verb_print_jobs(answer);
+	else if (!strcmp(verb, "status"))
+		verb_print_job(answer);
+	else if (!strcmp(verb, "cancel") && !strcmp(verb_get(answer, "removed"), "true"))
+		printf("job %s removed with its results\n", job);
+	else if (!strcmp(verb, "cancel"))
+		verb_print_job(answer);
 	else
 		verb_print_head(answer);
 	if (!json && !strcmp(verb, "stats"))

@@ -873,7 +873,8 @@ def verbs_answer_once_and_refuse_what_they_do_not_know():
         frames = session(d, hello(b'{"protocol":1,"verb":"stats"}'))
         assert types_of(frames) == [0x86] and "per_worker" in json.loads(frames[0][1]), frames
         expect_error(session(d, hello(b'{"protocol":1,"verb":"nope"}')),
-                     "unknown verb 'nope' (this fetchd knows: ping, stats)", "unknown verb")
+                     "unknown verb 'nope' (this fetchd knows: ping, stats, jobs, status, cancel, results)",
+                     "unknown verb")
         expect_error(session(d, hello(b'{"protocol":1,"verb":7}')),
                      'HELLO "verb" must be a string of at most 28 bytes', "verb not a string")
         d.fds_settle(base)

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Fetchd, Hostile, Suite, fetchctl, parse_jsonl, pattern_sha256, _bin  # noqa: E402
+from harness import Fetchd, Hostile, Suite, fetchctl, parse_jsonl, pattern_sha256, wait_until, _bin  # noqa: E402
 
 suite = Suite(__file__, timeout=90)
 _state = {}
@@ -224,6 +224,110 @@ def ping_version_and_stats_answer_for_people_and_as_json():
     assert rc == 3 and "cannot reach fetchd" in err, (rc, err)
     rc, out, err = fetchctl("/nonexistent/fetchd.sock", ["--json", "version"])
     assert rc == 3 and json.loads(out) == {"fetchctl": "0.1.0", "fetchd": None}, out
+
+
+# ---- detached jobs -----------------------------------------------------------------------------------
+
+def detach(d, urls, extra=()):
+    rc, out, err = fetchctl(d.sock, ["--json", "submit", "--detach"] + list(extra) + ["-"],
+                            input_text="".join(u + "\n" for u in urls))
+    assert rc == 0, (rc, out, err)
+    j = json.loads(out)
+    assert j["urls"] == len(urls) and len(j["job"]) == 12, j
+    return j["job"]
+
+
+def job_files(d):
+    return sorted(os.listdir(os.path.join(d.dir, "jobs")))
+
+
+@suite.test
+def detached_job_runs_without_its_client_and_is_collected_once():
+    with Hostile() as h, Fetchd() as d:
+        urls = [h.url("/delay?ms=%d&len=%d&k=%d" % (10 * (i % 30), i, i)) for i in range(200)]
+        urls.append("not a url")
+        job = detach(d, urls)
+        rc, out, err = fetchctl(d.sock, ["--json", "jobs"])
+        jobs = json.loads(out)["jobs"]
+        assert rc == 0 and [j["id"] for j in jobs] == [job] and jobs[0]["urls"] == 201, jobs
+        assert jobs[0]["state"] in ("running", "done") and jobs[0]["uid"] == 0, jobs
+        assert job_files(d) == [job + ".results", job + ".urls"], job_files(d)
+        rc, out, err = fetchctl(d.sock, ["status", job])
+        assert rc == 0 and out.startswith(job + "  ") and "/201 results" in out, out
+        # collected while it may still run: the stream follows the job to its end
+        rc, out, err = fetchctl(d.sock, ["results", job])
+        res = parse_jsonl(out)
+        assert rc == 5 and len(res) == 201 and sorted(r["url"] for r in res) == sorted(urls), (rc, err)
+        by = {r["url"]: r for r in res}
+        assert by["not a url"]["error"]["class"] == "url"
+        assert all(by[u]["body_sha256"] == pattern_sha256(i) for i, u in enumerate(urls[:-1]))
+        # collected: gone, files too
+        assert job_files(d) == []
+        rc, out, err = fetchctl(d.sock, ["results", job])
+        assert rc == 4 and "no job '%s'" % job in err, (rc, err)
+        rc, out, err = fetchctl(d.sock, ["jobs"])
+        assert rc == 0 and out == "no jobs\n", out
+        rc, out, err = fetchctl(d.sock, ["status", "zz"])
+        assert rc == 4 and "not a job id" in err, err
+
+
+@suite.test
+def cancel_ends_a_job_with_a_result_for_every_url():
+    with Hostile() as h, Fetchd() as d:
+        urls = [h.url("/delay?ms=400&len=10&c=%d" % i) for i in range(60)]
+        job = detach(d, urls)
+        time.sleep(0.6)
+        rc, out, err = fetchctl(d.sock, ["--json", "cancel", job])
+        st = json.loads(out)
+        assert rc == 0 and st["state"] in ("cancelling", "cancelled"), st
+        rc, out, err = fetchctl(d.sock, ["--format", "jsonl", "results", job])
+        res = parse_jsonl(out)
+        assert len(res) == 60 and sorted(r["url"] for r in res) == sorted(urls), err
+        classes = [(r["error"] or {}).get("class") for r in res]
+        assert classes.count(None) >= 8 and classes.count("cancelled") >= 30, classes
+        assert set(classes) <= {None, "cancelled"}, classes
+        # a finished job that nobody collects: cancel removes it with its results
+        job = detach(d, [h.url("/ok?len=3")])
+        wait_until(lambda: json.loads(fetchctl(d.sock, ["--json", "status", job])[1])["state"] == "done")
+        rc, out, err = fetchctl(d.sock, ["cancel", job])
+        assert rc == 0 and out == "job %s removed with its results\n" % job, out
+        assert job_files(d) == []
+
+
+@suite.test
+def job_limits_and_a_submitter_that_leaves_early():
+    import socket as so
+    import struct
+    with Hostile() as h, Fetchd({"jobs": {"max_jobs": 2, "max_bytes": "64K"}}) as d:
+        slow = [h.url("/delay?ms=3000&len=1&j=%d" % i) for i in range(3)]
+        a, b = detach(d, slow), detach(d, slow)
+        rc, out, err = fetchctl(d.sock, ["submit", "--detach", "-"], input_text=slow[0] + "\n")
+        assert rc == 4 and "too many jobs: 2 are kept already ([jobs] max_jobs)" in err, err
+        for j in (a, b):
+            assert fetchctl(d.sock, ["cancel", j])[0] == 0
+            rc, out, err = fetchctl(d.sock, ["results", j])
+            assert len(parse_jsonl(out)) == 3, err
+        big = [h.url("/ok?len=1&pad=" + "x" * 900 + "&i=%d" % i) for i in range(100)]
+        rc, out, err = fetchctl(d.sock, ["submit", "--detach", "-"], input_text="".join(u + "\n" for u in big))
+        assert rc == 4 and "larger than [jobs] max_bytes (65536)" in err, err
+        wait_until(lambda: job_files(d) == [], what="the refused job's files removed")
+        # a submitter that goes away before END takes its job with it
+        base = d.fd_count()
+        s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        s.connect(d.sock)
+        hello = b'{"protocol":1,"detach":true}'
+        body = b"".join((u + "\n").encode() for u in slow)
+        s.sendall(struct.pack(">IB", len(hello), 1) + hello + struct.pack(">IB", len(body), 2) + body)
+        wait_until(lambda: len(job_files(d)) == 2, what="the job's files")
+        s.close()
+        wait_until(lambda: job_files(d) == [], what="the abandoned job's files removed")
+        wait_until(lambda: json.loads(fetchctl(d.sock, ["--json", "jobs"])[1])["jobs"] == [])
+        d.fds_settle(base)
+        rc, out, err = fetchctl(d.sock, ["submit", "--detach", "--warc", "x.warc", "-"], input_text="")
+        assert rc == 2 and "--detach goes with submit" in err, err
+        # stopping fetchd removes what is left
+        detach(d, slow)
+        assert d.stop() == 0 and job_files(d) == []
 
 if __name__ == "__main__":
     suite.main()

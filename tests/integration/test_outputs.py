@@ -232,13 +232,13 @@ def read_all(s, timeout=60):
 @suite.test
 def a_client_that_does_not_read_captures_stays_bounded():
     with Hostile() as h, Fetchd({"control": {"client_buffer_bytes": "1M"}}) as d:
-        n, size = 16, 4 << 20
+        n, size = 12, 2 << 20
         urls = [h.url("/ok?len=%d&k=%d" % (size, i)) for i in range(n)]
         time.sleep(0.3)
         base = d.rss_kb()
         s = raw_session(d, {"protocol": 1, "capture": "raw"}, urls)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        time.sleep(3)  # the client reads nothing: fetchd stops receiving for it
+        time.sleep(1.5)  # the client reads nothing: fetchd stops receiving for it
         grown = d.rss_kb() - base
         assert grown < 8 * 1024, "fetchd grew by %d KiB holding an unread capture (%d x %d bytes)" % (
             grown, n, size)
