@@ -27,6 +27,7 @@
 #include "daemon/proto.h"
 #include "daemon/protocol.h"
 
+#define JOBS_DEFAULT_DIR "/var/lib/fetchd/jobs" /* conf.c's default: missing it is no surprise */
 #define JOBS_COLLECT_CHUNK 262144 /* bytes of results read into a collector's output at a time */
 
 enum job_state { JOB_FREE = 0, JOB_RECEIVING, JOB_RUNNING, JOB_DONE };
@@ -59,6 +60,22 @@ static void jobs_path(const struct fetchd *d, const struct job *j, const char *e
 	snprintf(out, cap, "%s/%s.%s", d->conf.jobs_dir, j->id, ext);
 }
 
+/* mkdir -p, the last component 0700. */
+static int jobs_mkdirs(const char *path)
+{
+	char p[CONF_PATH_MAX];
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	return mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* Make the directory (0700) and clear what an earlier run left. Jobs stay off when it cannot be used. */
 int jobs_init(struct fetchd *d)
 {
@@ -68,13 +85,13 @@ int jobs_init(struct fetchd *d)
 	d->jobs_on = false;
 	if (!d->conf.jobs_dir[0] || !d->conf.max_jobs)
 		return 0;
-	if (mkdir(d->conf.jobs_dir, 0700) < 0 && errno != EEXIST) {
-		log_warn("detached jobs are off: cannot create [jobs] dir %s: %s", d->conf.jobs_dir, strerror(errno));
-		return 0;
-	}
-	DIR *dir = opendir(d->conf.jobs_dir);
-	if (!dir) {
-		log_warn("detached jobs are off: [jobs] dir %s: %s", d->conf.jobs_dir, strerror(errno));
+	DIR *dir;
+	if (jobs_mkdirs(d->conf.jobs_dir) < 0 || !(dir = opendir(d->conf.jobs_dir))) {
+		/* the built-in path is only a default: without it (not root, no systemd) just say so */
+		if (strcmp(d->conf.jobs_dir, JOBS_DEFAULT_DIR) != 0)
+			log_warn("detached jobs are off: [jobs] dir %s: %s", d->conf.jobs_dir, strerror(errno));
+		else
+			log_info("detached jobs are off: [jobs] dir %s: %s", d->conf.jobs_dir, strerror(errno));
 		return 0;
 	}
 	struct dirent *e;

@@ -494,6 +494,7 @@ def reload_applies_live_keys_and_names_restart_keys():
                        daemon={"workers": 3}, dns={"servers": "127.0.0.1:1"})
             line = reload_conf(d, new, "reload file=")
             assert 'changed=2 keys="fetch.max_body_bytes, fetch.user_agent"' in line, line
+            wait_until(lambda: "need a restart" in d.log_text(), what="the restart warning")  # written after
             warn = [l for l in d.log_text().splitlines() if "need a restart" in l]
             assert warn and "daemon.workers, dns.servers changed in " + d.conf_path in warn[-1], warn
             assert echo_headers(d, h)["user-agent"] == "after/2"
