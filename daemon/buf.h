@@ -18,5 +18,7 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 /* Drop the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_free(struct buf *b);
+/* An empty buffer that grew past keep bytes (a burst) gives its memory back. */
+void buf_trim(struct buf *b, size_t keep);
 
 #endif

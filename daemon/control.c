@@ -26,6 +26,7 @@
 #include "daemon/sdlisten.h"
 
 #define CONTROL_IN_MIN_BYTES 65536
+#define CONTROL_KEEP_BYTES (256 * 1024) /* buffer memory kept after a burst (capture) */
 #define CONTROL_RESULTS_FRAME_BYTES 262144 /* close a RESULTS frame beyond this */
 #define CONTROL_NO_FRAME ((size_t)-1)
 /* Results wait up to this long, or until this many bytes are pending, so that one send (and one
@@ -286,6 +287,7 @@ void control_results(struct fetchd *d)
 		d->results_worker = i;
 		worker_records(&d->results, control_record, d);
 		d->results.len = 0;
+		buf_trim(&d->results, CONTROL_KEEP_BYTES); /* it goes back to the worker as its outbox */
 	}
 }
 
@@ -877,6 +879,7 @@ static void client_on_send(struct fetchd *d, struct client *c, int res)
 	if (c->sent == c->sending.len) {
 		c->sending.len = 0;
 		c->sent = 0;
+		buf_trim(&c->sending, CONTROL_KEEP_BYTES);
 	}
 	client_capture_ack(d, c);
 	client_mark_dirty(d, c);

@@ -2,6 +2,7 @@
  * limit, then the engine until SIGINT/SIGTERM. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,11 @@ int main(int argc, char **argv)
 		return main_check(&conf, conf_path);
 	log_set_level(conf.log_level);
 	main_raise_nofile();
+	/* Buffers of 256 KiB and more (capture bursts, big result batches) come from mmap and go back to
+	 * the kernel when freed. With glibc's default, the threshold rises after the first such free, and
+	 * later ones fragment the threads' arenas: a 2-minute soak with captures held 30 MB more after
+	 * its traffic than before it, with 0.4 MB more in use (tools/soak.py --heap). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	static struct fetchd d;
 	if (fetchd_init(&d, &conf, err, sizeof(err)) < 0) {
 		log_error("%s", err);

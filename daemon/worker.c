@@ -21,6 +21,7 @@
 #define WORKER_BATCH_MAX 32          /* ... at most this many ... */
 #define WORKER_BATCH_WAIT_NS 500000  /* ... or 0.5 ms, whichever comes first */
 #define WORKER_STOP_GRACE_NS (2LL * 1000000000)
+#define WORKER_OUT_KEEP_BYTES (256 * 1024) /* outbox memory kept between turns */
 
 /* An outbox record: the fetch, then the length of its JSON line (0: cancelled, no line), then it; or
  * WORKER_REROUTE and nothing; or WORKER_CAPTURE | length, then capture bytes (capture.c). */
@@ -403,6 +404,7 @@ static void worker_flush_outbox(struct worker *w)
 		return;
 	}
 	w->out_local.len = 0;
+	buf_trim(&w->out_local, WORKER_OUT_KEEP_BYTES); /* capture bursts grow it: not kept for good */
 	if (was_empty) {
 		uint64_t one = 1;
 		ssize_t n = write(w->sh->control_efd, &one, sizeof(one));

@@ -22,7 +22,9 @@ private temporary directory:
 name and over https, plus every hostile scenario, bad URLs, blocked addresses, a refused port and
 unknown names), runs `fetchctl submit` on it and checks every result: one per URL, good URLs 200 (or
 404) with the right sha256 and length, failures with the class (and timeout phase) their scenario
-must produce. Where timing alone decides between two outcomes, the other one is accepted and counted
+must produce. Every fourth batch also writes a WARC file and body files (`--warc`, `--output-dir`;
+the WARC's digests are recomputed by tests/lib/warcread.py and each body file is hashed), and every
+fourth (offset by two) runs detached (`submit --detach`, then `results JOB`). Where timing alone decides between two outcomes, the other one is accepted and counted
 as "tolerated". One more client, every 10-20 s, submits a batch full of slow URLs and is killed
 (SIGKILL) part way through, or is stopped (SIGSTOP) for a while and then continued and checked.
 
@@ -544,8 +546,8 @@ class Traffic:
             f.write("".join(u + "\n" for u, _ in batch))
         return path
 
-    def _popen(self, path):
-        p = subprocess.Popen([self.fetchctl, "-s", self.env.daemon.sock, "-q", "submit", path],
+    def _popen(self, path, args=("submit",)):
+        p = subprocess.Popen([self.fetchctl, "-s", self.env.daemon.sock, "-q"] + list(args) + [path],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with self.plock:
             self.procs.add(p)
@@ -570,7 +572,9 @@ class Traffic:
                 n += 1
                 tag = "c%d.%d" % (i, n)
                 batch = self.batcher.batch(tag, rnd)
-                self._run(batch, tag, rnd, stop_for=0)
+                # every 4th batch keeps a WARC file and body files, every 4th (offset) runs detached
+                mode = {0: "capture", 2: "detach"}.get(n % 4, "plain")
+                self._run(batch, tag, rnd, stop_for=0, mode=mode)
             except Exception as e:  # noqa: BLE001 - a bug here must end the run, visibly
                 self.fatal = "client %d: %s: %s" % (i, type(e).__name__, e)
                 self.stats.problem(self.fatal)
@@ -579,10 +583,55 @@ class Traffic:
             if self.fatal:
                 return
 
-    def _run(self, batch, tag, rnd, stop_for):
-        """Submit, wait, check everything. stop_for > 0: SIGSTOP the client that long mid-batch."""
+    def _detach(self, path, what):
+        """submit --detach: the job's id, or None (a problem noted)."""
+        p = subprocess.run([self.fetchctl, "-s", self.env.daemon.sock, "--json", "submit", "--detach", path],
+                           capture_output=True, text=True, timeout=BATCH_TIMEOUT)
+        try:
+            return json.loads(p.stdout)["job"]
+        except (ValueError, KeyError):
+            self.stats.problem("%s: submit --detach exit %d: %s" % (what, p.returncode, p.stderr.strip()[:300]))
+            return None
+
+    def _check_capture(self, warc, outdir, lines, what):
+        """The WARC's digests (tests/lib/warcread.py) and each body file's hash against its result."""
+        import warcread
+        try:
+            recs = warcread.read(warc)
+        except warcread.WarcError as e:
+            self.stats.problem("%s: WARC: %s" % (what, e))
+            return
+        ok = [json.loads(l) for l in lines if l.strip()]
+        ok = [r for r in ok if r.get("error") is None]
+        if sum(1 for r in recs if r["type"] == "response") < len(ok):
+            self.stats.problem("%s: WARC has fewer responses than successes" % what)
+        for r in ok:
+            try:
+                with open(r["path"], "rb") as f:
+                    if r["body_sha256"] and hashlib.sha256(f.read()).hexdigest() != r["body_sha256"]:
+                        self.stats.problem("%s: body file of %s differs from its hash" % (what, r["url"]))
+            except (OSError, TypeError) as e:
+                self.stats.problem("%s: body file of %s: %s" % (what, r["url"], e))
+
+    def _run(self, batch, tag, rnd, stop_for, mode="plain"):
+        """Submit, wait, check everything. stop_for > 0: SIGSTOP the client that long mid-batch.
+        mode: "capture" (--warc and --output-dir, both checked), "detach" (submit --detach, then
+        results JOB), or "plain"."""
         path = self._write(batch, tag)
-        p = self._popen(path)
+        what = "batch %s" % tag
+        warc, outdir, args = None, None, ["submit"]
+        if mode == "capture":
+            warc = os.path.join(self.tmp, "warc-%s.warc.gz" % tag)
+            outdir = os.path.join(self.tmp, "bodies-%s" % tag)
+            args = ["submit", "--warc", warc, "--output-dir", outdir]
+        elif mode == "detach":
+            job = self._detach(path, what)
+            if job is None:
+                os.unlink(path)
+                return
+            args = ["results"]
+            what = "job %s (batch %s)" % (job, tag)
+        p = self._popen(job if mode == "detach" else path, args)
         try:
             if stop_for:
                 time.sleep(rnd.uniform(0.1, 1.0))
@@ -602,7 +651,12 @@ class Traffic:
             self._done(p)
             os.unlink(path)
         text = out.decode("utf-8", "replace")
-        what = "batch %s" % tag
+        if warc:
+            if p.returncode in (0, 5):
+                self._check_capture(warc, outdir, text.splitlines(), what)
+            if os.path.exists(warc):
+                os.unlink(warc)
+            shutil.rmtree(outdir, ignore_errors=True)
         if p.returncode not in (0, 5):
             self.stats.problem("%s: fetchctl exit %d: %s" % (what, p.returncode,
                                                            err.decode("utf-8", "replace").strip()[:500]))
