@@ -147,12 +147,18 @@ static bool hello(const uint8_t *p, size_t len)
 	memset(&h2, 0x5a, sizeof(h2));
 	rc = proto_hello(p, len, &h);
 	rc2 = proto_hello(p, len, &h2);
-	CHECK(rc == PROTO_OK || rc == PROTO_E_VERSION || rc == PROTO_E_OPTIONS, "proto_hello returned %d", rc);
+	CHECK(rc == PROTO_OK || rc == PROTO_E_VERSION || rc == PROTO_E_OPTIONS || rc == PROTO_E_CAPTURE ||
+		      rc == PROTO_E_VERB,
+	      "proto_hello returned %d", rc);
 	CHECK(rc == rc2 && h.protocol == h2.protocol && h.hash == h2.hash, "proto_hello not deterministic");
+	CHECK(rc != PROTO_OK || ((h.capture & ~3u) == 0 && h.capture == h2.capture && h.detach == h2.detach &&
+				 strlen(h.verb) < sizeof(h.verb) && !strcmp(h.verb, h2.verb) &&
+				 strlen(h.job) < sizeof(h.job) && !strcmp(h.job, h2.job)),
+	      "capture %u, verb or job not deterministic or out of bounds", h.capture);
 	CHECK(rc != PROTO_OK || (h.options_len >= -1 && h.options_len < (int)sizeof(h.options) &&
 				 strlen(h.options) == (size_t)(h.options_len < 0 ? 0 : h.options_len)),
 	      "options length %d", h.options_len);
-	if (rc == PROTO_OK || rc == PROTO_E_OPTIONS)
+	if (rc != PROTO_E_VERSION)
 		CHECK(h.protocol == FETCHD_PROTO_VERSION, "HELLO accepted with protocol %lld", (long long)h.protocol);
 	else
 		CHECK(h.protocol != FETCHD_PROTO_VERSION, "HELLO refused with protocol 1");
