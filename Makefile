@@ -11,7 +11,7 @@ TLS_LIBS_openssl = -lssl -lcrypto
 ifeq ($(TLS_LIBS_$(TLS)),)
 $(error TLS must be mbedtls or openssl, not '$(TLS)')
 endif
-LDLIBS_D = -luring -linih -lcares -lz $(TLS_LIBS_$(TLS))
+LDLIBS_D = -luring -linih -lcares -lz -lhiredis -lpthread $(TLS_LIBS_$(TLS))
 # SAN=asan: AddressSanitizer + UndefinedBehaviorSanitizer (`make asan`).
 SAN     ?=
 ifeq ($(SAN),asan)
@@ -110,7 +110,7 @@ FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SRC_http1   := daemon/http1.c
 FUZZ_SRC_chunked := daemon/http1.c
 FUZZ_SRC_url     := daemon/url.c
-FUZZ_SRC_conf    := conf/conf.c conf/cidr.c
+FUZZ_SRC_conf    := conf/conf.c conf/cidr.c conf/redisurl.c
 FUZZ_SRC_proto   := daemon/proto.c daemon/json.c daemon/buf.c daemon/url.c daemon/opts.c daemon/http1.c
 FUZZ_LIBS_conf   := -linih
 FUZZ_SRC_robots  := daemon/robots.c

@@ -4,6 +4,7 @@
  * silently split, disables inih's indented-continuation lines and checks section headers. */
 #include "conf/conf.h"
 #include "conf/cidr.h"
+#include "conf/redisurl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,6 +58,11 @@ static int check_tls_version(const char *value, char *bad, size_t badlen);
 static int check_yes_no(const char *value, char *bad, size_t badlen);
 static int check_addresses(const char *value, char *bad, size_t badlen);
 static int check_ids(const char *value, char *bad, size_t badlen);
+static int check_backend(const char *value, char *bad, size_t badlen);
+static int check_redis_url(const char *value, char *bad, size_t badlen);
+static int check_qname(const char *value, char *bad, size_t badlen);
+
+#define QNAME_EXPECT "printable characters, no spaces"
 
 #define ADDRESSES_EXPECT \
 	"comma-separated IPv4 or IPv6 addresses, each optionally /prefix, at most 64 entries"
@@ -129,6 +135,22 @@ static const struct conf_key conf_keys[] = {
 	    "a path without control characters"),
 	NUM("jobs", "max_jobs", CONF_T_U32, max_jobs, 0, 1024, 16),
 	NUM("jobs", "max_bytes", CONF_T_SIZE, job_max_bytes, 64 * KIB, 64 * GIB, 256 * MIB),
+
+	STR("queue", "backend", queue_backend, 4, 5, "none", check_backend, "none or redis"),
+	STR("queue", "url", queue_url, 8, CONF_PATH_MAX - 1, "redis://127.0.0.1:6379/0", check_redis_url,
+	    "redis://[[user]:password@]host[:port][/db]"),
+	STR("queue", "stream", queue_stream, 1, CONF_QNAME_MAX - 1, "fetchd:urls", check_qname, QNAME_EXPECT),
+	STR("queue", "results_stream", queue_results, 1, CONF_QNAME_MAX - 1, "fetchd:results", check_qname,
+	    QNAME_EXPECT),
+	STR("queue", "dead_stream", queue_dead, 1, CONF_QNAME_MAX - 1, "fetchd:dead", check_qname, QNAME_EXPECT),
+	STR("queue", "group", queue_group, 1, CONF_QNAME_MAX - 1, "fetchd", check_qname, QNAME_EXPECT),
+	STR("queue", "consumer", queue_consumer, 0, CONF_QNAME_MAX - 1, "", check_qname, QNAME_EXPECT),
+	NUM("queue", "batch", CONF_T_U32, queue_batch, 1, 10000, 100),
+	NUM("queue", "max_pending", CONF_T_U32, queue_max_pending, 0, 1000000, 0),
+	NUM("queue", "claim_idle_ms", CONF_T_MS, queue_claim_idle_ms, 100, 86400000, 60000),
+	NUM("queue", "max_deliveries", CONF_T_U32, queue_max_deliveries, 1, 1000, 5),
+	NUM("queue", "results_maxlen", CONF_T_SIZE, queue_results_maxlen, 1000, 1000000000, 1000000),
+	NUM("queue", "timeout_ms", CONF_T_MS, queue_timeout_ms, 100, 600000, 5000),
 
 	STR("tls", "ca_file", tls_ca_file, 0, CONF_PATH_MAX - 1, "", check_no_ctl, "a path"),
 	STR("tls", "ca_path", tls_ca_path, 0, CONF_PATH_MAX - 1, "", check_no_ctl, "a path"),
@@ -413,6 +435,8 @@ static const char *const conf_restart_keys[] = {
 
 bool conf_key_needs_restart(const char *section, const char *key)
 {
+	if (!strcmp(section, "queue"))
+		return true; /* the queue's threads and connections are set up once */
 	size_t sl = strlen(section);
 	for (size_t i = 0; i < sizeof conf_restart_keys / sizeof conf_restart_keys[0]; i++) {
 		const char *r = conf_restart_keys[i];
@@ -485,6 +509,34 @@ static int check_yes_no(const char *value, char *bad, size_t badlen)
 {
 	static const char *const ok[] = { "yes", "no", NULL };
 	return check_one_of(value, ok, bad, badlen);
+}
+
+static int check_backend(const char *value, char *bad, size_t badlen)
+{
+	static const char *const ok[] = { "none", "redis", NULL };
+	return check_one_of(value, ok, bad, badlen);
+}
+
+/* The password stays out of the message: only why the URL does not parse. */
+static int check_redis_url(const char *value, char *bad, size_t badlen)
+{
+	struct redisurl u;
+	const char *why = "";
+	if (redisurl_parse(value, &u, &why) == 0)
+		return 0;
+	snprintf(bad, badlen, "(%s)", why);
+	return -1;
+}
+
+static int check_qname(const char *value, char *bad, size_t badlen)
+{
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f) {
+			conf_echo(bad, badlen, value, strlen(value));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int check_family(const char *value, char *bad, size_t badlen)

@@ -15,6 +15,7 @@
 #define CONF_ERR_MAX 512
 #define CONF_IDS_MAX 1024    /* allow_uids, allow_gids: bytes of text */
 #define CONF_IDS_ENTRIES 64  /* ... and ids in each list */
+#define CONF_QNAME_MAX 128   /* [queue] stream, group and consumer names */
 
 #ifndef FETCHD_VERSION
 #error "FETCHD_VERSION comes from the Makefile (-DFETCHD_VERSION=...)"
@@ -107,6 +108,27 @@ struct conf {
 	                                    16; 0..1024 */
 	uint64_t job_max_bytes;          /* max_bytes: the URLs one job may submit; default 256 MiB;
 	                                    64 KiB..64 GiB */
+
+	/* [queue] (a shared crawl through Redis Streams: daemon/queue.c; every key needs a restart) */
+	char queue_backend[8];           /* backend = none|redis; default none */
+	char queue_url[CONF_PATH_MAX];   /* url = redis://[[user]:password@]host[:port][/db] (conf/redisurl.h);
+	                                    default redis://127.0.0.1:6379/0 */
+	char queue_stream[CONF_QNAME_MAX];   /* stream: URL entries are read from it; default fetchd:urls */
+	char queue_results[CONF_QNAME_MAX];  /* results_stream: each result is added to it; fetchd:results */
+	char queue_dead[CONF_QNAME_MAX];     /* dead_stream: entries given up on; default fetchd:dead */
+	char queue_group[CONF_QNAME_MAX];    /* group: the consumer group; default fetchd */
+	char queue_consumer[CONF_QNAME_MAX]; /* consumer: this fetchd's name; default "" = HOSTNAME-PID */
+	uint32_t queue_batch;            /* batch: entries asked for per read; default 100; 1..10000 */
+	uint32_t queue_max_pending;      /* max_pending: entries read and not yet acknowledged; default 0 =
+	                                    max_inflight; else 1..1000000 */
+	uint32_t queue_claim_idle_ms;    /* claim_idle_ms: another consumer's entry idle this long is taken
+	                                    over (XAUTOCLAIM); default 60000; 100..86400000 */
+	uint32_t queue_max_deliveries;   /* max_deliveries: an entry delivered this often goes to the dead
+	                                    stream instead; default 5; 1..1000 */
+	uint64_t queue_results_maxlen;   /* results_maxlen: XADD MAXLEN ~ bound; default 1000000;
+	                                    1000..1000000000 */
+	uint32_t queue_timeout_ms;       /* timeout_ms: connecting to Redis and each reply; default 5000;
+	                                    100..600000 */
 
 	uint32_t tls_session_cache_size; /* session_cache_size: resumable sessions kept per worker;
 	                                    default 10000; 0..1000000 (0: no resumption) */

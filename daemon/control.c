@@ -22,6 +22,7 @@
 #include "daemon/log.h"
 #include "daemon/proto.h"
 #include "daemon/protocol.h"
+#include "daemon/queue.h"
 #include "daemon/result.h"
 #include "daemon/sdlisten.h"
 
@@ -62,7 +63,7 @@ static void control_arm_accept(struct fetchd *d)
 /* The client table, every slot free. */
 static int control_clients_init(struct fetchd *d, char *err, size_t errlen)
 {
-	d->client_cap = d->conf.max_clients + d->conf.max_jobs; /* the last max_jobs slots run jobs */
+	d->client_cap = fetchd_client_cap(&d->conf); /* then max_jobs slots run jobs, and one the queue */
 	d->clients = calloc(d->client_cap, sizeof(*d->clients));
 	d->client_free = calloc(d->client_cap, sizeof(*d->client_free));
 	if (!d->clients || !d->client_free) {
@@ -273,7 +274,9 @@ static void control_record(void *arg, struct fetch *f, const uint8_t *line, uint
 	}
 	if (len == WORKER_REROUTE)
 		len = 0; /* the client went away while f was between workers */
-	if (len && !c->cancelling && c->state == CL_OPEN)
+	if (c->queue)
+		queue_result_line(d, f, line, len);
+	else if (len && !c->cancelling && c->state == CL_OPEN)
 		client_result(d, c, NULL, line, len);
 	else
 		c->cancelled++;
@@ -309,8 +312,8 @@ static void control_reroute(struct fetchd *d, struct fetch *f)
 }
 
 /* A result for a line that never became a fetch (bad URL). */
-static void client_reject_line(struct fetchd *d, struct client *c, const char *line, size_t len,
-			       const char *cls, const char *fmt, const char *arg)
+void client_reject_line(struct fetchd *d, struct client *c, const char *line, size_t len, const char *cls,
+			const char *fmt, const char *arg, uint32_t seq)
 {
 	struct result r;
 	result_init(&r);
@@ -318,37 +321,40 @@ static void client_reject_line(struct fetchd *d, struct client *c, const char *l
 	r.url_len = len;
 	r.err_class = cls;
 	r.attempts = 0;
-	r.seq = c->capture ? (int64_t)c->urls - 1 : -1;
+	r.seq = c->capture ? (int64_t)seq : -1;
 	snprintf(r.err_msg, sizeof(r.err_msg), fmt, arg);
 	d->stats.fetches_failed++;
 	d->stats.errors[result_class_index(cls)]++;
-	client_result(d, c, &r, NULL, 0);
+	if (c->queue)
+		queue_result(d, seq, &r);
+	else
+		client_result(d, c, &r, NULL, 0);
 }
 
 /* A URLS line: the URL, then TAB-separated options (opts.h) over the batch's. */
-static void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t line_len)
+void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t line_len, uint32_t seq)
 {
 	const char *tab = memchr(line, '\t', line_len);
 	size_t len = tab ? (size_t)(tab - line) : line_len;
 	c->urls++;
 	if (d->stopping) { /* draining: a line sent now is answered, not fetched */
-		client_reject_line(d, c, line, len, "cancelled", "%s", "fetchd is stopping: not fetched");
+		client_reject_line(d, c, line, len, "cancelled", "%s", "fetchd is stopping: not fetched", seq);
 		return;
 	}
 	if (c->cancel_rest) {
-		client_reject_line(d, c, line, len, "cancelled", "%s", "the job was cancelled: not fetched");
+		client_reject_line(d, c, line, len, "cancelled", "%s", "the job was cancelled: not fetched", seq);
 		return;
 	}
 	if (len > d->conf.max_url_bytes) {
 		char lim[32];
 		snprintf(lim, sizeof(lim), "%u", d->conf.max_url_bytes);
-		client_reject_line(d, c, line, d->conf.max_url_bytes, "url", "URL longer than max_url_bytes (%s)", lim);
+		client_reject_line(d, c, line, d->conf.max_url_bytes, "url", "URL longer than max_url_bytes (%s)", lim, seq);
 		return;
 	}
 	struct url u;
 	const char *reason = "invalid URL";
 	if (url_parse(line, len, 1, &u, &reason) < 0) {
-		client_reject_line(d, c, line, len, "url", "%s", reason);
+		client_reject_line(d, c, line, len, "url", "%s", reason, seq);
 		return;
 	}
 	struct fetch_opts o = c->opts;
@@ -357,12 +363,12 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 		memcpy(extra, c->extra, o.extra_len);
 	if (tab && opts_parse(tab + 1, line_len - len - 1, &d->opts_default, &o, extra, sizeof(extra), why,
 			      sizeof(why)) < 0) {
-		client_reject_line(d, c, line, len, "url", "bad option: %s", why);
+		client_reject_line(d, c, line, len, "url", "bad option: %s", why, seq);
 		return;
 	}
 	struct fetch *f = calloc(1, sizeof(*f) + len + 1 + o.extra_len);
 	if (!f) {
-		client_reject_line(d, c, line, len, "internal", "%s", "out of memory");
+		client_reject_line(d, c, line, len, "internal", "%s", "out of memory", seq);
 		return;
 	}
 	memcpy(f->url, line, len);
@@ -376,7 +382,7 @@ static void client_admit_url(struct fetchd *d, struct client *c, const char *lin
 	f->client_gen = c->gen;
 	f->hash = c->hash;
 	f->capture = c->capture;
-	f->seq = (uint32_t)(c->urls - 1);
+	f->seq = seq;
 	list_init(&f->wlink);
 	list_add_tail(&c->fetches, &f->client_link);
 	c->admitted++;
@@ -407,7 +413,7 @@ static bool client_admit_lines(struct fetchd *d, struct client *c)
 			return false;
 		}
 		c->in_off += used;
-		client_admit_url(d, c, line, len);
+		client_admit_url(d, c, line, len, (uint32_t)c->urls);
 	}
 	c->urls_end = 0;
 	return true;
@@ -545,6 +551,8 @@ static void client_arm_recv(struct fetchd *d, struct client *c)
 		jobs_feed(d, c);
 		return;
 	}
+	if (c->queue)
+		return; /* its URLs come from the queue's reader thread (queue_take) */
 	/* Compact, then make room for at least the frame that is partly here. */
 	buf_consume(&c->in, c->in_off);
 	c->in_off = 0;
@@ -609,6 +617,8 @@ static void client_free(struct fetchd *d, struct client *c)
 	c->capture = 0;
 	c->state = CL_FREE;
 	c->gen = (c->gen + 1) & RING_GEN_MASK;
+	if (c->queue)
+		return; /* the queue's slot: freed only at the end */
 	if (c->idx >= d->conf.max_clients) { /* a job's slot: never a socket's */
 		jobs_client_freed(d, c);
 		return;
@@ -790,10 +800,8 @@ static void control_refuse(struct fetchd *d, int fd, const char *why, const stru
 	control_reserve(d);
 }
 
-/* A peer that may connect: take a free slot, and start reading its frames. */
-static void control_client_open(struct fetchd *d, int fd, const struct ucred *cred)
+void client_slot_open(struct fetchd *d, struct client *c, int fd, pid_t pid, uid_t uid)
 {
-	struct client *c = &d->clients[d->client_free[--d->nclient_free]];
 	uint32_t idx = c->idx, gen = c->gen;
 	memset(c, 0, sizeof(*c));
 	c->idx = idx, c->gen = gen, c->fd = fd;
@@ -802,7 +810,14 @@ static void control_client_open(struct fetchd *d, int fd, const struct ucred *cr
 	c->open_frame = CONTROL_NO_FRAME;
 	list_init(&c->fetches);
 	list_init(&c->dirty_link);
-	c->pid = cred->pid, c->uid = cred->uid;
+	c->pid = pid, c->uid = uid;
+}
+
+/* A peer that may connect: take a free slot, and start reading its frames. */
+static void control_client_open(struct fetchd *d, int fd, const struct ucred *cred)
+{
+	struct client *c = &d->clients[d->client_free[--d->nclient_free]];
+	client_slot_open(d, c, fd, cred->pid, cred->uid);
 	d->nclients++;
 	log_info("client %u connected pid=%d uid=%u", c->id, (int)c->pid, (unsigned)c->uid);
 	ring_poll(&d->ring, fd, POLLRDHUP, client_ud(c, OP_CLIENT_RDHUP));

@@ -16,6 +16,7 @@
 
 #include "daemon/log.h"
 #include "daemon/protocol.h"
+#include "daemon/queue.h"
 
 #define ENGINE_STOP_GRACE_NS (3LL * 1000000000) /* after the drain: wait this long for results to go out */
 
@@ -34,6 +35,11 @@ static int engine_signals(struct fetchd *d, char *err, size_t errlen)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
+}
+
+uint32_t fetchd_client_cap(const struct conf *c)
+{
+	return c->max_clients + c->max_jobs + queue_client_slots(c);
 }
 
 static uint32_t engine_nworkers(const struct conf *c)
@@ -106,7 +112,7 @@ static int engine_workers(struct fetchd *d, char *err, size_t errlen)
 	for (uint32_t i = 0; i < d->nworkers; i++)
 		d->workers[i].efd = -1; /* what worker_fini expects of one that never initialised */
 	for (uint32_t i = 0; i < d->nworkers; i++)
-		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, d->conf.max_clients + d->conf.max_jobs, d->tls_cfg,
+		if (worker_init(&d->workers[i], i, &d->conf, &d->sh, fetchd_client_cap(&d->conf), d->tls_cfg,
 				d->tls_cfg ? NULL : d->tls_cfg_error, err, errlen) < 0)
 			return -1;
 	for (uint32_t i = 0; i < d->nworkers; i++) {
@@ -177,7 +183,7 @@ int fetchd_init(struct fetchd *d, const struct conf *c, char *err, size_t errlen
 		return -1;
 	}
 	if (engine_signals(d, err, errlen) < 0 || engine_tls(d, err, errlen) < 0 || engine_workers(d, err, errlen) < 0 ||
-	    control_listen(d, err, errlen) < 0)
+	    control_listen(d, err, errlen) < 0 || queue_init(d, err, errlen) < 0)
 		return -1;
 	log_info("started version=%s ring=%s workers=%u max_inflight=%u per_host_connections=%u socket=%s tls=%s",
 		 FETCHD_VERSION, ring_mode(&d->ring), d->nworkers, d->conf.max_inflight, c->per_host_connections,
@@ -213,6 +219,7 @@ static void engine_on_signal(struct fetchd *d, const struct ring_cqe *cqe)
 			fetchd_timer(d, drain_end, TK_DRAIN, 0, 0);
 			fetchd_timer(d, d->stop_deadline_ns, TK_STOP, 0, 0);
 			control_stop(d); /* no new clients or URLs; admitted fetches go on */
+			queue_stop(d);
 			service_stopping(d);
 		}
 	}
@@ -232,6 +239,7 @@ static void engine_dispatch(struct fetchd *d, const struct ring_cqe *cqe)
 		break;
 	case OP_WAKE:
 		control_results(d);
+		queue_take(d);
 		ring_read(&d->ring, d->efd, &d->efd_val, sizeof(d->efd_val), ring_ud(OP_WAKE, 0, 0));
 		break;
 	case OP_SIGNAL:
@@ -273,7 +281,7 @@ static void engine_timers(struct fetchd *d)
 
 static bool engine_done(const struct fetchd *d)
 {
-	return d->stopping && (d->nclients == 0 || d->now_ns >= d->stop_deadline_ns);
+	return d->stopping && ((d->nclients == 0 && !queue_busy(d)) || d->now_ns >= d->stop_deadline_ns);
 }
 
 /* Every counter of fetchd_stats is a uint64_t: add them as an array. */
@@ -348,6 +356,7 @@ void fetchd_fini(struct fetchd *d)
 		worker_join(&d->workers[i]);
 	if (d->workers)
 		control_results(d); /* the last results: the fetches go back to their clients and are freed */
+	queue_fini(d);      /* the queue's results go out (bounded) before its client is freed */
 	if (d->workers)
 		engine_log_stats(d);
 	for (uint32_t i = 0; d->workers && i < d->nworkers; i++)

@@ -164,6 +164,7 @@ void fetch_cancelled(struct worker *w, struct fetch *f)
 	result_init(&r);
 	r.err_class = "cancelled";
 	snprintf(r.err_msg, sizeof(r.err_msg), "fetchd stopped before this URL was done ([daemon] drain_timeout_ms)");
+	f->cancelled = true;
 	fetch_result_common(f, &r);
 	w->stats.fetches_failed++;
 	w->stats.errors[result_class_index(r.err_class)]++;

@@ -95,6 +95,7 @@ struct fetch {
 	bool transient;          /* the failure being reported is a reset or an empty reply: retryable */
 	struct wait_node wait;   /* worker: in its waitheap while backing off before a retry */
 	bool internal;           /* fetchd's own (robots.txt): no client, its result stays in the worker */
+	bool cancelled;          /* its result is "cancelled" (the stop): for the queue, no result at all */
 	struct buf body;         /* internal: the body, up to ROBOTS_MAX_BYTES */
 	int64_t t_admit_ns;      /* admitted from the client */
 	int64_t t_start_ns;      /* left the host queue */
@@ -246,6 +247,8 @@ struct client {
 	bool collected;          /* ... and has queued all of a finished job's */
 	bool cancel_rest;        /* the job was cancelled: lines not admitted yet get "cancelled" */
 	bool job_dropped;        /* the job's submitter left before END: its files go with it */
+	bool queue;              /* the Redis queue's client (queue.c): URLs from its reader, results to
+	                            its writer; seq is the entry's slot */
 };
 
 struct dns;
@@ -409,6 +412,7 @@ struct fetchd {
 	uint32_t window;         /* resolved client window */
 	struct fetch_opts opts_default; /* what a batch starts from: the daemon's settings */
 	struct job *jobs;        /* [jobs] max_jobs of them (jobs.c) */
+	struct queue *queue;     /* [queue] backend = redis (queue.c), or NULL */
 	bool jobs_on;
 	uint64_t wake_mask;      /* workers handed fetches this turn: wake them at its end */
 	uint64_t results_sent;   /* results queued to clients since the start (STATUS=) */
@@ -459,6 +463,14 @@ void client_frame(struct client *c, uint8_t type, const char *payload, size_t le
 void client_frame_close(struct client *c);
 void client_mark_dirty(struct fetchd *d, struct client *c);
 void client_close(struct fetchd *d, struct client *c, const char *reason);
+/* A free slot becomes an open client (fd -1: a job's or the queue's, no socket). */
+void client_slot_open(struct fetchd *d, struct client *c, int fd, pid_t pid, uid_t uid);
+/* control.c, for queue.c: a line of c becomes a fetch (or a result at once); seq is its number */
+void client_admit_url(struct fetchd *d, struct client *c, const char *line, size_t line_len, uint32_t seq);
+void client_reject_line(struct fetchd *d, struct client *c, const char *line, size_t len, const char *cls,
+			const char *fmt, const char *arg, uint32_t seq);
+/* Client slots: max_clients sessions, then max_jobs jobs, then the queue's (queue_client_slots). */
+uint32_t fetchd_client_cap(const struct conf *c);
 /* jobs.c: detached batches */
 struct job;
 int jobs_init(struct fetchd *d);

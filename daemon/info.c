@@ -3,6 +3,7 @@
  * class, memory). Built on the control thread from its own counters and the copies the workers publish
  * at most every 100 ms (worker_publish), so a stats call never waits for a worker. */
 #include "daemon/fetchd.h"
+#include "daemon/queue.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,6 +121,7 @@ static void info_stats(struct fetchd *d, struct buf *b)
 	for (unsigned i = 0; i < RESULT_NCLASSES; i++)
 		info_put(b, "%s\"%s\":%llu", i ? "," : "", result_classes[i], (unsigned long long)s.errors[i]);
 	info_put(b, "},\"memory\":{\"rss_bytes\":%ld}", info_rss_bytes());
+	queue_info(d, b);
 }
 
 void info_answer(struct fetchd *d, const char *verb, struct buf *out)

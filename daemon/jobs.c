@@ -153,15 +153,7 @@ static void jobs_start_client(struct fetchd *d, struct job *j, const struct clie
 			      const struct proto_hello *h)
 {
 	struct client *c = jobs_client(d, j);
-	uint32_t idx = c->idx, gen = c->gen;
-	memset(c, 0, sizeof(*c));
-	c->idx = idx, c->gen = gen, c->fd = -1;
-	c->state = CL_OPEN;
-	c->id = ++d->next_client_id;
-	c->open_frame = (size_t)-1;
-	list_init(&c->fetches);
-	list_init(&c->dirty_link);
-	c->pid = sub->pid, c->uid = sub->uid;
+	client_slot_open(d, c, -1, sub->pid, sub->uid);
 	c->job = j;
 	struct proto_hello plain = *h;
 	plain.detach = false;

@@ -8,8 +8,8 @@
 #   ensure-fuzz:  build packages plus clang with libFuzzer and llvm-symbolizer (`make fuzz`); not needed
 #                 by `make check` (the corpus replay builds with gcc).
 set -eu
-BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev"
-TEST="python3 nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base"
+BUILD="gcc make libc6-dev liburing-dev libinih-dev libc-ares-dev libmbedtls-dev libssl-dev zlib1g-dev libhiredis-dev"
+TEST="python3 redis-server redis-tools nginx-light libnginx-mod-http-echo dnsmasq-base valgrind openssl ca-certificates systemd tmux procps groff-base"
 # Node.js and npm run the second WARC reader of the tests (npm's warcio: tests/lib/warccheck.mjs). They
 # are not installed by `ensure` (Debian's npm brings hundreds of packages, and the first reader,
 # tests/lib/warcread.py, needs only Python); `ensure-node` installs them when `node` or `npm` is missing

@@ -535,6 +535,156 @@ class Hostile:
         return False
 
 
+# ---- redis ---------------------------------------------------------------------------------------
+
+class RedisError(Exception):
+    pass
+
+
+def _resp_cmd(args) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(parts)
+
+
+def _resp_read(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        return RedisError(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise ValueError("bad RESP line %r" % line)
+
+
+def redis_fields(flat) -> dict:
+    """[k1, v1, k2, v2, ...] (bytes) -> {k: v} (str; a repeated key keeps its last value)."""
+    return {flat[i].decode(): flat[i + 1].decode(errors="replace") for i in range(0, len(flat or []), 2)}
+
+
+class Redis:
+    """A real redis-server on a free loopback port, its data (append-only file) in a temp dir, so that
+    .restart() keeps every stream and consumer group. .port, .url (redis://127.0.0.1:PORT/0),
+    .cli(*args) -> redis-cli's raw output (str), .cmd(*args) -> the same split into lines, .stop(),
+    .kill() (SIGKILL, no save), .restart(down_s=0). password: requirepass (and .url carries it)."""
+
+    def __init__(self, password: str = "", port: int = 0):
+        self.dir = tempfile.mkdtemp(prefix="fetchd-redis-")
+        self.password = password
+        self.port = port or free_port()
+        self.url = "redis://%s127.0.0.1:%d/0" % ((":" + password + "@") if password else "", self.port)
+        self.proc = None
+        self.start()
+        _LIVE.append(self)
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig)
+        wait_until(lambda: self.proc.poll() is not None or self._pong(), 10, what="redis-server to answer")
+        if self.proc.poll() is not None:
+            raise RuntimeError("redis-server exited %s: %s" % (self.proc.returncode, self.log_text()[-2000:]))
+
+    def _pong(self) -> bool:
+        try:
+            return self.cli("PING").strip() == "PONG"
+        except Exception:
+            return False
+
+    def log_text(self) -> str:
+        try:
+            with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def cli(self, *args, timeout: float = 30.0) -> str:
+        cmd = ["redis-cli", "--raw", "-h", "127.0.0.1", "-p", str(self.port)]
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password
+        r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, timeout=timeout, env=env)
+        return r.stdout.decode(errors="replace")
+
+    def cmd(self, *args, timeout: float = 30.0) -> list:
+        out = self.cli(*args, timeout=timeout)
+        return out.split("\n")[:-1] if out.endswith("\n") else out.split("\n")
+
+    def pipe(self, cmds, timeout: float = 60.0) -> list:
+        """Send many commands on one connection (RESP, pipelined); their replies, in order. An error
+        reply comes back as a RedisError object, not raised."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            f = s.makefile("rb")
+            pre = [("AUTH", self.password)] if self.password else []
+            out = []
+            for i in range(0, len(cmds), 1000):
+                chunk = pre + list(cmds[i:i + 1000])
+                pre = []
+                s.sendall(b"".join(_resp_cmd(c) for c in chunk))
+                out += [_resp_read(f) for _ in chunk]
+            return out[1:] if self.password else out
+
+    def call(self, *args, timeout: float = 30.0):
+        """One command: its reply (bytes, int, list, None); RedisError on an error reply."""
+        r = self.pipe([args], timeout=timeout)[0]
+        if isinstance(r, RedisError):
+            raise r
+        return r
+
+    def xlen(self, stream: str) -> int:
+        v = self.cli("XLEN", stream).strip()
+        return int(v) if v.lstrip("-").isdigit() else -1
+
+    def kill(self):
+        """SIGKILL: no save at exit (the append-only file has every write already)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, down_s: float = 0.0):
+        """Stop (SIGTERM), stay down down_s seconds, start again on the same port with the same data."""
+        if self.proc:
+            _kill_tree(self.proc, signal.SIGTERM, 10)
+        time.sleep(down_s)
+        self.start()
+
+    def stop(self):
+        if self.proc:
+            _kill_tree(self.proc, signal.SIGTERM, 10)
+            self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
 # ---- fetchd and fetchctl --------------------------------------------------------------------------
 
 def _bin(env: str, name: str) -> str:

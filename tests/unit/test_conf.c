@@ -68,6 +68,19 @@ static const struct expect {
 	{ "tls", "verify", "yes", false, false, 0, 0 },
 	{ "tls", "session_cache_size", "10000", true, false, 0, 1000000 },
 	{ "tls", "max_handshakes", "64", true, false, 1, 100000 },
+	{ "queue", "backend", "none", false, false, 0, 0 },
+	{ "queue", "url", "redis://127.0.0.1:6379/0", false, false, 0, 0 },
+	{ "queue", "stream", "fetchd:urls", false, false, 0, 0 },
+	{ "queue", "results_stream", "fetchd:results", false, false, 0, 0 },
+	{ "queue", "dead_stream", "fetchd:dead", false, false, 0, 0 },
+	{ "queue", "group", "fetchd", false, false, 0, 0 },
+	{ "queue", "consumer", "", false, false, 0, 0 },
+	{ "queue", "batch", "100", true, false, 1, 10000 },
+	{ "queue", "max_pending", "0", true, false, 0, 1000000 },
+	{ "queue", "claim_idle_ms", "60000", true, false, 100, 86400000 },
+	{ "queue", "max_deliveries", "5", true, false, 1, 1000 },
+	{ "queue", "results_maxlen", "1000000", true, true, 1000, 1000000000 },
+	{ "queue", "timeout_ms", "5000", true, false, 100, 600000 },
 	{ "security", "allow_addresses", "", false, false, 0, 0 },
 	{ "security", "deny_addresses", "", false, false, 0, 0 },
 };
@@ -686,13 +699,13 @@ static void test_example_documents_every_key(void)
 {
 	FILE *f = fopen(EXAMPLE, "r");
 	char line[256], section[64] = "", comment[2048] = "";
-	int count[64] = { 0 };
+	int count[128] = { 0 };
 	size_t n = nkeys();
 
 	CHECK(f != NULL, "cannot open %s", EXAMPLE);
 	if (!f)
 		return;
-	CHECK(n <= 64, "too many keys for the test");
+	CHECK(n <= 128, "too many keys for the test");
 	while (fgets(line, sizeof line, f)) {
 		char key[64];
 		if (line[0] == '#') {
@@ -760,6 +773,31 @@ static void test_reload(void)
 	      "classification");
 }
 
+/* [queue]: the URL is checked by redisurl_parse and a bad one is refused without echoing its password;
+ * names are printable without spaces; every key needs a restart. */
+static void test_queue(void)
+{
+	struct conf c;
+
+	conf_defaults(&c);
+	CHECK(set(&c, "queue", "backend", "redis") == 0 && strcmp(c.queue_backend, "redis") == 0, "%s", err);
+	CHECK(set(&c, "queue", "backend", "kafka") == -1, "kafka accepted");
+	CHECK(set(&c, "queue", "url", "redis://:pw@10.0.0.1:7000/3") == 0 &&
+		      strcmp(c.queue_url, "redis://:pw@10.0.0.1:7000/3") == 0, "%s", err);
+	CHECK(set(&c, "queue", "url", "redis://:hunter2@h:0/1") == -1 && strstr(err, "port") &&
+		      !strstr(err, "hunter2"), "%s", err);
+	CHECK(set(&c, "queue", "url", "http://h/") == -1 && strstr(err, "redis://"), "%s", err);
+	CHECK(strcmp(c.queue_url, "redis://:pw@10.0.0.1:7000/3") == 0, "a refused value changed it: %s", c.queue_url);
+	CHECK(set(&c, "queue", "stream", "crawl:{a}:urls") == 0, "%s", err);
+	CHECK(set(&c, "queue", "stream", "has space") == -1 && set(&c, "queue", "group", "") == -1, "names");
+	CHECK(set(&c, "queue", "consumer", "") == 0 && c.queue_consumer[0] == 0, "%s", err);
+	CHECK(set(&c, "queue", "claim_idle_ms", "99") == -1 && set(&c, "queue", "claim_idle_ms", "100") == 0, "%s", err);
+	CHECK(set(&c, "queue", "results_maxlen", "999") == -1 && set(&c, "queue", "results_maxlen", "2M") == 0 &&
+		      c.queue_results_maxlen == 2097152, "%s", err);
+	CHECK(conf_key_needs_restart("queue", "backend") && conf_key_needs_restart("queue", "batch") &&
+		      conf_key_needs_restart("queue", "timeout_ms"), "queue keys need a restart");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -778,5 +816,6 @@ int main(void)
 	test_example_is_defaults();
 	test_example_documents_every_key();
 	test_reload();
+	test_queue();
 	return test_report();
 }
