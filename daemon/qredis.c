@@ -30,6 +30,7 @@
 #define QREDIS_PUBLISH_MAX 1000  /* results per pipeline */
 #define QREDIS_IDS_PER_CMD 256   /* ids per XCLAIM JUSTID */
 #define QREDIS_PENDING_SCAN 100  /* XPENDING entries looked at per claim pass */
+#define QREDIS_GATHER_MS 5       /* the most the reader waits for more slots to come free */
 
 /* A connection and its outage state. */
 struct qconn {
@@ -215,6 +216,7 @@ struct qreader {
 	struct queue *q;
 	struct qconn qc;
 	struct qargs a;
+	bool waited;             /* waited for slots once: read what is free now */
 	bool own_pending_done;   /* this consumer's entries from an earlier life were read (once) */
 	char (*ids)[QUEUE_ID_MAX]; /* scratch: held ids for the heartbeat */
 	struct queue_msg *head, *tail; /* entries of this read, handed over together */
@@ -639,13 +641,20 @@ static int qredis_reader_turn(struct qreader *r, int64_t *next_info, int64_t *ne
 			return -1;
 		free_n = qredis_free_slots(q);
 	}
-	if (!free_n) {
+	/* Read in batches: with entries held, wait (a little) for a quarter of the slots or a batch to
+	 * come free rather than asking for a few entries at a time. */
+	uint32_t want = q->nslots / 4 < q->conf.queue_batch ? q->nslots / 4 : q->conf.queue_batch;
+	if (free_n < want && !r->waited) {
 		pthread_mutex_lock(&q->lock);
-		if (!q->stop_reading && !q->nfree)
-			qredis_wait(q, &q->reader_cond, claim_ms / 3 < 200 ? claim_ms / 3 : 200);
+		if (!q->stop_reading && q->nfree < want)
+			qredis_wait(q, &q->reader_cond, free_n ? QREDIS_GATHER_MS : (claim_ms / 3 < 200 ? claim_ms / 3 : 200));
 		pthread_mutex_unlock(&q->lock);
+		r->waited = free_n > 0; /* one short wait, then read what is free */
 		return 0;
 	}
+	r->waited = false;
+	if (!free_n)
+		return 0;
 	int64_t block = claim_ms / 4 < QREDIS_BLOCK_MAX_MS ? claim_ms / 4 : QREDIS_BLOCK_MAX_MS;
 	if (block >= q->conf.queue_timeout_ms)
 		block = q->conf.queue_timeout_ms / 2;

@@ -30,7 +30,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def queue_round(origin, n, k, path, max_pending):
+def queue_round(origin, n, k, path, max_pending, batch):
     with Redis() as r:
         urls = [origin.url("%s?q=%d" % (path, i)) for i in range(n)]
         r.pipe([["XADD", "fetchd:urls", "*", "url", u] for u in urls])
@@ -38,7 +38,7 @@ def queue_round(origin, n, k, path, max_pending):
         redis_cpu0 = cpu_s(r.proc.pid)
         t0 = time.monotonic()
         ds = [Fetchd({"queue": {"backend": "redis", "url": r.url, "consumer": "b%d" % i,
-                                "max_pending": max_pending},
+                                "max_pending": max_pending, "batch": batch},
                       "fetch": {"per_host_connections": 64}, "daemon": {"log_level": "warn"}})
               for i in range(k)]
         try:
@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--path", default="/1k.html")
     ap.add_argument("--max-pending", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=100)
     a = ap.parse_args()
     rows = []
     with Origin() as o:
@@ -87,7 +88,7 @@ def main():
         for name, k in configs:
             runs = []
             for _ in range(a.rounds):
-                runs.append(socket_round(o, a.n, a.path) if k is None else queue_round(o, a.n, k, a.path, a.max_pending))
+                runs.append(socket_round(o, a.n, a.path) if k is None else queue_round(o, a.n, k, a.path, a.max_pending, a.batch))
                 print("%s: %.0f/s" % (name, runs[-1][0]), file=sys.stderr)
             med = sorted(runs)[len(runs) // 2]
             rows.append((name, med, [x[0] for x in runs]))
@@ -99,8 +100,9 @@ def main():
         print("| %s | %.0f | %.2fx | %.2f | %.2f | %s |" % (name, rate, rate / base, fcpu * 10000 / a.n,
                                                             rcpu * 10000 / a.n,
                                                             ", ".join("%.0f" % x for x in all_rates)))
-    print("\nN=%d URLs of %s on one nginx, %d CPUs (`python3 tools/bench/queue_scale.py --n %d --daemons %s "
-          "--rounds %d`)" % (a.n, a.path, os.cpu_count(), a.n, a.daemons, a.rounds))
+    print("\nN=%d URLs of %s on one nginx, %d CPUs, [queue] max_pending %d, batch %d (`python3 "
+          "tools/bench/queue_scale.py --n %d --daemons %s --rounds %d --max-pending %d --batch %d`)"
+          % (a.n, a.path, os.cpu_count(), a.max_pending, a.batch, a.n, a.daemons, a.rounds, a.max_pending, a.batch))
 
 
 if __name__ == "__main__":
