@@ -42,8 +42,8 @@ $(B)/libfetchd.a: $(LIB_OBJ)
 $(B)/fetchd: $(B)/daemon/main.o $(B)/libfetchd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_D)
 
-FETCHCTL_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard tools/*.c))
-LDLIBS_CTL = -lz -lmbedcrypto
+FETCHCTL_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard tools/*.c)) $(B)/conf/redisurl.o
+LDLIBS_CTL = -lz -lmbedcrypto -lhiredis
 $(B)/fetchctl: $(FETCHCTL_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CTL)
 

@@ -24,6 +24,7 @@
 #include "tools/resultline.h"
 #include "tools/store.h"
 #include "tools/urlset.h"
+#include "tools/redisctl.h"
 #include "tools/verbs.h"
 #include "tools/view.h"
 
@@ -123,7 +124,7 @@ static void flush_urls(struct session *s)
 }
 
 /* Trim ASCII whitespace; return false for lines that carry no URL. */
-static bool clean_line(char **line, size_t *len)
+bool fetchctl_clean_line(char **line, size_t *len)
 {
 	char *p = *line;
 	size_t n = *len;
@@ -137,7 +138,7 @@ static bool clean_line(char **line, size_t *len)
 
 /* An indented "key=value" line is an option for the URL above it (as in aria2's input files); any other
  * line is a URL, so plain lists (indented or not) read as before. */
-static bool option_line(const char *raw, const char *p, size_t n)
+bool fetchctl_option_line(const char *raw, const char *p, size_t n)
 {
 	if (p == raw)
 		return false; /* not indented */
@@ -192,9 +193,9 @@ static void fill_input(struct session *s)
 		line_no++;
 		char *p = input_line;
 		size_t n = (size_t)r;
-		if (!clean_line(&p, &n))
+		if (!fetchctl_clean_line(&p, &n))
 			continue;
-		if (option_line(input_line, p, n)) {
+		if (fetchctl_option_line(input_line, p, n)) {
 			if (pending.len == 0)
 				die(EXIT_USAGE, "line %llu: option '%.*s' before any URL", (unsigned long long)line_no,
 				    (int)(n > 60 ? 60 : n), p);
@@ -611,7 +612,7 @@ static uint64_t count_urls(FILE *in)
 	while ((r = getline(&line, &cap, in)) >= 0) {
 		char *p = line;
 		size_t len = (size_t)r;
-		if (clean_line(&p, &len) && !option_line(line, p, len))
+		if (fetchctl_clean_line(&p, &len) && !fetchctl_option_line(line, p, len))
 			n++;
 	}
 	free(line);
@@ -656,6 +657,9 @@ static void usage(FILE *out)
 		     "       fetchctl [-s SOCKET] [--json] ping|stats|version|jobs\n"
 		     "       fetchctl [-s SOCKET] [--json] status|cancel JOB\n"
 		     "       fetchctl [-s SOCKET] [RESULT OPTIONS] results JOB\n"
+		     "       fetchctl --redis URL [--stream S] [--json] enqueue FILE|-\n"
+		     "       fetchctl --redis URL [--stream S] [--dead] [--group G] [--consumer C] [--follow]\n"
+		     "                [--count N] [--keep] drain\n"
 		     "       fetchctl -V\n"
 		     "  submit FILE  fetch every URL in FILE (one per line; '-' reads stdin); one JSON result per\n"
 		     "               URL on stdout as each completes, a summary on stderr. An indented\n"
@@ -668,6 +672,15 @@ static void usage(FILE *out)
 		     "  stats        fetchd's load, rates, caches, errors by class and memory\n"
 		     "  version      fetchctl's version and fetchd's\n"
 		     "  --json       ping, stats, version: the daemon's JSON object instead of lines for people\n"
+		     "shared crawls (Redis Streams, docs/scaling.md):\n"
+		     "  enqueue FILE  each URL of FILE (with its options) becomes an entry of the input stream\n"
+		     "  drain        print the results stream (JSON Lines), acknowledging and deleting each entry\n"
+		     "  --redis URL  redis://[[user]:password@]host[:port][/db]\n"
+		     "  --stream S   enqueue: default fetchd:urls; drain: default fetchd:results (fetchd:dead with --dead)\n"
+		     "  --dead       drain the dead stream: entries given up on, with why\n"
+		     "  --group G, --consumer C  drain's consumer group and name (default fetchctl, fetchctl)\n"
+		     "  --follow     drain: wait for more until interrupted;  --count N: stop after N lines\n"
+		     "  --keep       drain: acknowledge but do not delete\n"
 		     "  -q           no summary\n"
 		     "  --no-hash    do not hash bodies (body_sha256 is null): saves CPU on large bodies\n"
 		     "batch options (every URL; a URL's own options win):\n"
@@ -718,13 +731,39 @@ static void setup_view(struct session *s, const char *format, const char *fields
 	view_begin(&s->view);
 }
 
+/* enqueue FILE|- and drain: Redis, not fetchd. */
+static int redis_verb(const char *verb, const char *redis, const char *stream, struct redisctl_drain *drain,
+		      const char *file, int nargs, bool json, bool quiet)
+{
+	bool enqueue = !strcmp(verb, "enqueue");
+	if (!redis || !*redis)
+		die(EXIT_USAGE, "%s needs --redis redis://HOST[:PORT][/DB]", verb);
+	if (nargs != (enqueue ? 2 : 1))
+		die(EXIT_USAGE, enqueue ? "usage: fetchctl --redis URL enqueue FILE|-" : "usage: fetchctl --redis URL drain");
+	if (!enqueue) {
+		drain->stream = stream ? stream : drain->dead ? "fetchd:dead" : "fetchd:results";
+		drain->quiet = quiet;
+		return redisctl_drain(redis, drain);
+	}
+	FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+	if (!in)
+		die(EXIT_USAGE, "cannot open %s: %s", file, strerror(errno));
+	int rc = redisctl_enqueue(redis, stream ? stream : "fetchd:urls", in, json, quiet);
+	if (in != stdin)
+		fclose(in);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sock = getenv("FETCHD_SOCKET");
 	bool quiet = false, hash = true;
 	static struct bytes opts;
 	enum { O_DETACH = 250, O_NO_HASH = 256, O_NO_FOLLOW, O_MAX_REDIRECTS, O_RETRIES, O_NO_DECODE, O_FORMAT, O_FIELDS, O_OUTPUT,
-	       O_RESUME, O_PROGRESS, O_NO_PROGRESS, O_WARC, O_WARC_MAX, O_OUTPUT_DIR, O_JSON };
+	       O_RESUME, O_PROGRESS, O_NO_PROGRESS, O_WARC, O_WARC_MAX, O_OUTPUT_DIR, O_JSON, O_REDIS, O_STREAM,
+	       O_DEAD, O_GROUP, O_CONSUMER, O_FOLLOW, O_COUNT, O_KEEP };
+	const char *redis = NULL, *stream = NULL;
+	struct redisctl_drain drain = { .group = "fetchctl", .consumer = "fetchctl" };
 	bool json = false, detach = false;
 	const char *format = NULL, *fields = NULL, *output = NULL, *resume = NULL, *warc = NULL, *dir = NULL;
 	uint64_t warc_max = 0;
@@ -745,6 +784,11 @@ int main(int argc, char **argv)
 		{ "warc-max-bytes", required_argument, NULL, O_WARC_MAX },
 		{ "output-dir", required_argument, NULL, O_OUTPUT_DIR }, { "json", no_argument, NULL, O_JSON },
 		{ "detach", no_argument, NULL, O_DETACH },
+		{ "redis", required_argument, NULL, O_REDIS }, { "stream", required_argument, NULL, O_STREAM },
+		{ "results-stream", required_argument, NULL, O_STREAM }, { "dead", no_argument, NULL, O_DEAD },
+		{ "group", required_argument, NULL, O_GROUP }, { "consumer", required_argument, NULL, O_CONSUMER },
+		{ "follow", no_argument, NULL, O_FOLLOW }, { "count", required_argument, NULL, O_COUNT },
+		{ "keep", no_argument, NULL, O_KEEP },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
@@ -781,6 +825,17 @@ int main(int argc, char **argv)
 		case O_OUTPUT_DIR: dir = optarg; break;
 		case O_JSON: json = true; break;
 		case O_DETACH: detach = true; break;
+		case O_REDIS: redis = optarg; break;
+		case O_STREAM: stream = optarg; break;
+		case O_DEAD: drain.dead = true; break;
+		case O_GROUP: drain.group = optarg; break;
+		case O_CONSUMER: drain.consumer = optarg; break;
+		case O_FOLLOW: drain.follow = true; break;
+		case O_KEEP: drain.keep = true; break;
+		case O_COUNT:
+			if (parse_size(optarg, &drain.count) < 0 || !drain.count)
+				die(EXIT_USAGE, "--count needs a number above 0, not '%s'", optarg);
+			break;
 		case 'V': printf("fetchctl %s\n", FETCHD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -791,6 +846,11 @@ int main(int argc, char **argv)
 	const char *verb = argc > optind ? argv[optind] : "";
 	if (verb_known(verb) && argc - optind == 1 + verb_wants_job(verb))
 		return verb_run(sock, verb, argc - optind == 2 ? argv[optind + 1] : NULL, json);
+	if (!strcmp(verb, "enqueue") || !strcmp(verb, "drain"))
+		return redis_verb(verb, redis, stream, &drain, argc - optind == 2 ? argv[optind + 1] : NULL,
+				  argc - optind, json, quiet);
+	if (redis)
+		die(EXIT_USAGE, "--redis goes with enqueue and drain");
 	bool results = !strcmp(verb, "results");
 	if (argc - optind != 2 || (strcmp(verb, "submit") && !results)) {
 		usage(stderr);

@@ -167,6 +167,16 @@ static void verb_print_stats(const char *j)
 	}
 	printf("%s\nmemory: %.1f MiB resident\n", shown ? "" : " none",
 	       strtod(verb_get(j, "memory.rss_bytes"), NULL) / 1048576.0);
+	if (!verb_get(j, "queue.backend")[0])
+		return;
+	printf("queue: %s stream %s group %s consumer %s, %s\n", verb_get(j, "queue.url"), verb_get(j, "queue.stream"),
+	       verb_get(j, "queue.group"), verb_get(j, "queue.consumer"),
+	       !strcmp(verb_get(j, "queue.connected"), "true") ? "connected" : "NOT connected");
+	printf("  held %s of %s, group lag %s, pending %s; read %s, claimed %s,", verb_get(j, "queue.held"),
+	       verb_get(j, "queue.max_pending"), verb_get(j, "queue.lag"), verb_get(j, "queue.pending"),
+	       verb_get(j, "queue.read"), verb_get(j, "queue.claimed"));
+	printf(" published %s, acked %s, dead %s, reconnects %s\n", verb_get(j, "queue.published"),
+	       verb_get(j, "queue.acked"), verb_get(j, "queue.dead"), verb_get(j, "queue.reconnects"));
 }
 
 /* One job as a line: "3f9a1c0b2e4d  running  812/5000 results  256 in the daemon  2026-11-22T09:13:25Z". */
