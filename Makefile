@@ -92,6 +92,11 @@ bench: all
 	@tools/deps.sh ensure-bench
 	@python3 tools/bench/bench.py --fetchd $(B)/fetchd --fetchctl $(B)/fetchctl $(BENCH_ARGS)
 
+# Not part of check: fetchd daemons sharing a Redis stream, 1..3 of them, against one fetchd over its
+# socket (docs/scaling.md). QUEUE_BENCH_ARGS="--path /delay --n 6000" for a server with think time.
+bench-queue: all
+	@FETCHD_BIN=$(B)/fetchd FETCHCTL_BIN=$(B)/fetchctl python3 tools/bench/queue_scale.py $(QUEUE_BENCH_ARGS)
+
 # Not part of check: ten minutes by default (SOAK_ARGS="--minutes 1" for a short run).
 soak: all
 	@python3 tools/soak.py $(SOAK_ARGS)

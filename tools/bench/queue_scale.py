@@ -8,7 +8,8 @@ fresh fetchd processes (build/fetchd, or $FETCHD_BIN) with [queue] backend = red
 N URLs, starts the daemons, and times from their start until every entry has its result in the results
 stream and nothing is pending. The same N URLs submitted over the socket to one fetchd (no Redis) run
 in the same command as the reference. Prints a Markdown table: median fetches/s per configuration, its
-ratio to the socket run, and the CPU seconds of fetchd and of redis-server per 10,000 URLs.
+ratio to the socket run, and the CPU seconds of fetchd and of redis-server per 10,000 URLs (redis-server's
+includes this script's polling: an XLEN every 5 ms, which dominates on slow workloads).
 """
 import argparse
 import os
@@ -101,8 +102,9 @@ def main():
                                                             rcpu * 10000 / a.n,
                                                             ", ".join("%.0f" % x for x in all_rates)))
     print("\nN=%d URLs of %s on one nginx, %d CPUs, [queue] max_pending %d, batch %d (`python3 "
-          "tools/bench/queue_scale.py --n %d --daemons %s --rounds %d --max-pending %d --batch %d`)"
-          % (a.n, a.path, os.cpu_count(), a.max_pending, a.batch, a.n, a.daemons, a.rounds, a.max_pending, a.batch))
+          "tools/bench/queue_scale.py --n %d --path %s --daemons %s --rounds %d --max-pending %d --batch %d`)"
+          % (a.n, a.path, os.cpu_count(), a.max_pending, a.batch, a.n, a.path, a.daemons, a.rounds, a.max_pending,
+             a.batch))
 
 
 if __name__ == "__main__":
