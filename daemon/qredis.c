@@ -5,9 +5,9 @@
  *           other consumers left idle for claim_idle_ms, send entries delivered max_deliveries times to
  *           the dead stream, keep its own held entries from looking idle (XCLAIM JUSTID), and read the
  *           group's lag and pending count (XINFO) for the stats verb.
- *   writer: XADD each result to the results stream, then XACK its entry (pipelined by the batch); an
- *           entry is acknowledged only after its result is in, and after a lost connection only what
- *           is left of the two is done again.
+ *   writer: adds each result to the results stream and acknowledges its entry in one atomic script
+ *           (pipelined by the batch): never one without the other, and never a second result for an
+ *           entry that is acknowledged already, so a retry after a lost reply is harmless.
  * A lost connection is retried with backoff (100 ms doubling to 5 s); the outage is logged once. */
 #include "daemon/queue.h"
 
@@ -41,6 +41,7 @@ struct qconn {
 	bool up_once;
 	bool *up;                /* the queue's flag for this role */
 	bool flush;              /* the writer: it still works (and backs off) after the stop */
+	char sha[48];            /* the script's SHA-1 on this connection (SCRIPT LOAD at connect) */
 };
 
 /* An argument vector for redisCommandArgv / redisAppendCommandArgv. */
@@ -49,6 +50,18 @@ struct qargs {
 	size_t *len;
 	int n, cap;
 };
+
+/* An entry's outcome (a result, or a dead letter) goes in and the entry is acknowledged in one step, or
+ * neither happens: a script runs atomically. It adds nothing when the entry is no longer pending
+ * (acknowledged already: by this fetchd, whose reply was lost with a connection, or by another consumer
+ * that took the entry over and finished first), so an entry never gets two. XADD comes before XACK, so
+ * a refused XADD leaves the entry pending. KEYS: the input stream, the stream to add to; ARGV: group,
+ * entry id, MAXLEN, then the fields. Returns 1 (added), 0 (not pending). */
+static const char qredis_script[] =
+	"if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end "
+	"redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4)) "
+	"redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) "
+	"return 1";
 
 static int64_t qredis_now_ms(void)
 {
@@ -138,7 +151,7 @@ static bool qredis_ok(const redisReply *r, char *why, size_t cap)
 	return false;
 }
 
-static redisContext *qredis_open(struct queue *q, char *why, size_t cap)
+static redisContext *qredis_open(struct queue *q, char *sha, size_t shacap, char *why, size_t cap)
 {
 	uint32_t ms = q->conf.queue_timeout_ms;
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
@@ -164,6 +177,13 @@ static redisContext *qredis_open(struct queue *q, char *why, size_t cap)
 		ok = qredis_ok(r, why, cap);
 		freeReplyObject(r);
 	}
+	if (ok) { /* the script cache is per server and gone after a restart: load it on every connect */
+		r = redisCommand(c, "SCRIPT LOAD %s", qredis_script);
+		ok = qredis_ok(r, why, cap) && r->type == REDIS_REPLY_STRING && r->len < sizeof(((struct qconn *)0)->sha);
+		if (ok)
+			snprintf(sha, shacap, "%s", r->str);
+		freeReplyObject(r);
+	}
 	if (!ok) {
 		redisFree(c);
 		return NULL;
@@ -183,7 +203,7 @@ static bool qredis_ensure(struct queue *q, struct qconn *qc, pthread_cond_t *con
 		pthread_mutex_unlock(&q->lock);
 	}
 	char why[256];
-	qc->c = qredis_open(q, why, sizeof(why));
+	qc->c = qredis_open(q, qc->sha, sizeof(qc->sha), why, sizeof(why));
 	if (!qc->c) {
 		if (qc->down_since_ms == 0 || !qc->up_once)
 			log_warn("queue: cannot reach Redis %s (%s): %s; retrying", q->url_safe, qc->role, why);
@@ -208,6 +228,18 @@ static bool qredis_ensure(struct queue *q, struct qconn *qc, pthread_cond_t *con
 	qc->up_once = true;
 	qredis_set_up(q, qc, true);
 	return true;
+}
+
+/* The script's head: EVALSHA, the keys, group, id and MAXLEN (maxlen: the caller's buffer). */
+static void qredis_script_args(struct queue *q, struct qconn *qc, struct qargs *a, const char *to_stream,
+			       const char *id, char *maxlen, size_t cap)
+{
+	snprintf(maxlen, cap, "%llu", (unsigned long long)q->conf.queue_results_maxlen);
+	qargs_reset(a);
+	const char *args[] = { "EVALSHA", qc->sha, "2", q->conf.queue_stream, to_stream, q->conf.queue_group, id,
+			       maxlen };
+	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
+		qargs_str(a, args[i]);
 }
 
 /* ---- reader ---- */
@@ -255,36 +287,34 @@ static int qredis_group_create(struct qreader *r)
 	return rc;
 }
 
-/* XADD to the dead stream, then XACK: the entry is given up on. Returns -1 when the connection failed. */
+/* To the dead stream, acknowledged in the same step (qredis_script): the entry is given up on. Returns -1
+ * when the connection failed. */
 static int qredis_dead(struct qreader *r, const char *id, const char *url, long long deliveries, const char *consumer,
 		       const char *error)
 {
 	struct queue *q = r->q;
 	char n[24], maxlen[24];
 	snprintf(n, sizeof(n), "%lld", deliveries);
-	snprintf(maxlen, sizeof(maxlen), "%llu", (unsigned long long)q->conf.queue_results_maxlen);
-	qargs_reset(&r->a);
-	const char *head[] = { "XADD", q->conf.queue_dead, "MAXLEN", "~", maxlen, "*", "entry", id, "url", url,
-			       "deliveries", n, "consumer", consumer, "error", error };
-	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
-		qargs_str(&r->a, head[i]);
+	qredis_script_args(q, &r->qc, &r->a, q->conf.queue_dead, id, maxlen, sizeof(maxlen));
+	const char *fields[] = { "entry", id, "url", url, "deliveries", n, "consumer", consumer, "error", error };
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		qargs_str(&r->a, fields[i]);
 	redisReply *rep = qredis_cmd(&r->qc, &r->a);
 	if (!rep) {
 		qredis_lost(q, &r->qc, r->qc.c->errstr);
 		return -1;
 	}
-	bool added = rep->type != REDIS_REPLY_ERROR;
-	if (!added)
-		log_error("queue: XADD %s: %s (entry %s stays pending)", q->conf.queue_dead, rep->str, id);
+	bool added = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	if (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) { /* SCRIPT FLUSH: reload */
+		freeReplyObject(rep);
+		qredis_lost(q, &r->qc, "the script cache was flushed");
+		return -1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR)
+		log_error("queue: adding entry %s to %s refused: %s (it stays pending)", id, q->conf.queue_dead, rep->str);
 	freeReplyObject(rep);
 	if (!added)
 		return 0;
-	rep = redisCommand(r->qc.c, "XACK %s %s %s", q->conf.queue_stream, q->conf.queue_group, id);
-	if (!rep) {
-		qredis_lost(q, &r->qc, r->qc.c->errstr);
-		return -1;
-	}
-	freeReplyObject(rep);
 	log_warn("queue: entry %s went to %s: %s", id, q->conf.queue_dead, error);
 	pthread_mutex_lock(&q->lock);
 	q->n.dead++;
@@ -440,7 +470,8 @@ static uint32_t qredis_free_slots(struct queue *q)
 	return n;
 }
 
-/* XREADGROUP: new entries (">"), or this consumer's own from an earlier life ("0"). */
+/* XREADGROUP: new entries (">"), or this consumer's own from an earlier life ("0"). Returns 0, 1 (Redis
+ * refused: the caller waits before asking again) or -1 (the connection failed). */
 static int qredis_read(struct qreader *r, uint32_t count, const char *from, int64_t block_ms)
 {
 	struct queue *q = r->q;
@@ -480,7 +511,7 @@ static int qredis_read(struct qreader *r, uint32_t count, const char *from, int6
 	}
 	freeReplyObject(rep);
 	qredis_hand_over(r);
-	return rc < 0 ? -1 : 0;
+	return rc;
 }
 
 /* Keep the entries this fetchd holds from looking idle to other consumers' XAUTOCLAIM. */
@@ -632,7 +663,7 @@ static int qredis_reader_turn(struct qreader *r, int64_t *next_info, int64_t *ne
 	if (!r->own_pending_done && free_n) { /* entries this consumer name held before a restart */
 		r->own_pending_done = true;
 		if (qredis_read(r, free_n, "0", -1) < 0)
-			return -1;
+			return -1; /* refused: a new consumer name has nothing of its own anyway */
 		free_n = qredis_free_slots(q);
 	}
 	if (now >= *next_claim && free_n) {
@@ -659,7 +690,14 @@ static int qredis_reader_turn(struct qreader *r, int64_t *next_info, int64_t *ne
 	if (block >= q->conf.queue_timeout_ms)
 		block = q->conf.queue_timeout_ms / 2;
 	uint32_t count = free_n < q->conf.queue_batch ? free_n : q->conf.queue_batch;
-	return qredis_read(r, count, ">", block < 1 ? 1 : block);
+	int rc = qredis_read(r, count, ">", block < 1 ? 1 : block);
+	if (rc > 0) { /* refused (logged): no busy loop */
+		pthread_mutex_lock(&q->lock);
+		if (!q->stop_reading)
+			qredis_wait(q, &q->reader_cond, QREDIS_BACKOFF_MAX_MS);
+		pthread_mutex_unlock(&q->lock);
+	}
+	return rc < 0 ? -1 : 0;
 }
 
 static void *qredis_reader_main(void *arg)
@@ -701,94 +739,64 @@ struct qwriter {
 	bool warned;             /* a refused XADD was logged: the next ones wait for a success */
 };
 
-/* XADD every result not added yet (pipelined). Returns -1 when the connection failed, else the number
- * Redis refused. */
-static int qredis_add(struct qwriter *w, struct queue_msg *batch)
+/* Run the script for every result of the batch (pipelined); those done leave it and free their slots.
+ * Returns -1 when the connection failed, else the number Redis refused (they stay in the batch). */
+static int qredis_add(struct qwriter *w, struct queue_msg **batch)
 {
 	struct queue *q = w->q;
 	char maxlen[24];
-	snprintf(maxlen, sizeof(maxlen), "%llu", (unsigned long long)q->conf.queue_results_maxlen);
 	int sent = 0, refused = 0;
-	for (struct queue_msg *m = batch; m; m = m->next) {
-		if (m->added)
-			continue;
-		qargs_reset(&w->a);
-		const char *args[] = { "XADD", q->conf.queue_results, "MAXLEN", "~", maxlen, "*", "entry",
-				       q->slots[m->slot].id, "url" };
-		for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
-			qargs_str(&w->a, args[i]);
+	for (struct queue_msg *m = *batch; m; m = m->next, sent++) {
+		qredis_script_args(q, &w->qc, &w->a, q->conf.queue_results, q->slots[m->slot].id, maxlen, sizeof(maxlen));
+		qargs_str(&w->a, "entry");
+		qargs_str(&w->a, q->slots[m->slot].id);
+		qargs_str(&w->a, "url");
 		qargs_add(&w->a, m->data, m->url_len);
 		qargs_str(&w->a, "consumer");
 		qargs_str(&w->a, q->consumer);
 		qargs_str(&w->a, "result");
 		qargs_add(&w->a, m->data + m->url_len, m->len - m->url_len);
 		redisAppendCommandArgv(w->qc.c, w->a.n, w->a.argv, w->a.len);
-		sent++;
 	}
-	uint64_t added = 0;
-	for (struct queue_msg *m = batch; m && sent; m = m->next) {
-		if (m->added)
-			continue;
+	uint64_t published = 0, superseded = 0;
+	struct queue_msg **p = batch;
+	while (*p && sent--) {
+		struct queue_msg *m = *p;
 		redisReply *rep = NULL;
 		if (redisGetReply(w->qc.c, (void **)&rep) != REDIS_OK) {
 			qredis_lost(q, &w->qc, w->qc.c->errstr);
-			return -1;
+			refused = -1;
+			break;
 		}
-		sent--;
+		if (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8)) { /* SCRIPT FLUSH: reload */
+			freeReplyObject(rep);
+			qredis_lost(q, &w->qc, "the script cache was flushed");
+			refused = -1;
+			break;
+		}
 		if (rep->type == REDIS_REPLY_ERROR) {
 			if (!w->warned)
-				log_error("queue: XADD %s refused: %s (retrying)", q->conf.queue_results, rep->str);
+				log_error("queue: adding a result to %s refused: %s (retrying)", q->conf.queue_results, rep->str);
 			w->warned = true;
 			refused++;
+			p = &m->next;
 		} else {
-			m->added = true;
-			added++;
 			w->warned = false;
+			if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+				published++;
+			else
+				superseded++;
+			*p = m->next;
+			queue_slot_release(q, m->slot, true);
+			free(m);
 		}
 		freeReplyObject(rep);
 	}
 	pthread_mutex_lock(&q->lock);
-	q->n.published += added;
+	q->n.published += published;
+	q->n.superseded += superseded;
 	pthread_mutex_unlock(&q->lock);
 	return refused;
-}
-
-/* XACK the added results' entries, freeing their slots; the batch keeps what is left. */
-static int qredis_ack(struct qwriter *w, struct queue_msg **batch)
-{
-	struct queue *q = w->q;
-	qargs_reset(&w->a);
-	qargs_str(&w->a, "XACK");
-	qargs_str(&w->a, q->conf.queue_stream);
-	qargs_str(&w->a, q->conf.queue_group);
-	for (struct queue_msg *m = *batch; m; m = m->next)
-		if (m->added)
-			qargs_str(&w->a, q->slots[m->slot].id);
-	if (w->a.n == 3)
-		return 0;
-	redisReply *rep = qredis_cmd(&w->qc, &w->a);
-	if (!rep) {
-		qredis_lost(q, &w->qc, w->qc.c->errstr);
-		return -1;
-	}
-	bool ok = rep->type != REDIS_REPLY_ERROR;
-	if (!ok)
-		log_error("queue: XACK %s: %s (retrying)", q->conf.queue_stream, rep->str);
-	freeReplyObject(rep);
-	if (!ok)
-		return 1;
-	struct queue_msg **p = batch;
-	while (*p) {
-		struct queue_msg *m = *p;
-		if (!m->added) {
-			p = &m->next;
-			continue;
-		}
-		*p = m->next;
-		queue_slot_release(q, m->slot, true);
-		free(m);
-	}
-	return 0;
 }
 
 /* Publish a batch until it is all acknowledged, or (once fetchd stops) the deadline passes. */
@@ -807,9 +815,7 @@ static void qredis_publish(struct qwriter *w, struct queue_msg **batch)
 		}
 		if (!qredis_ensure(q, &w->qc, &q->writer_cond, &q->stop))
 			continue;
-		int rc = qredis_add(w, *batch);
-		if (rc >= 0 && qredis_ack(w, batch) > 0)
-			rc = 1;
+		int rc = qredis_add(w, batch);
 		if (rc > 0) { /* refused by Redis (out of memory, a key of another type...): wait, retry */
 			backoff = backoff ? (backoff * 2 > QREDIS_BACKOFF_MAX_MS ? QREDIS_BACKOFF_MAX_MS : backoff * 2)
 					  : QREDIS_BACKOFF_MIN_MS;

@@ -240,9 +240,10 @@ void queue_fini(struct fetchd *d)
 	if (q->n.dropped + q->nheld)
 		log_info("queue: %llu entries left pending (not done at the stop): another consumer takes them over "
 			 "after claim_idle_ms", (unsigned long long)(q->n.dropped + q->nheld));
-	log_info("queue: stopped read=%llu claimed=%llu published=%llu acked=%llu dead=%llu dropped=%llu "
-		 "reconnects=%llu", (unsigned long long)q->n.read, (unsigned long long)q->n.claimed,
-		 (unsigned long long)q->n.published, (unsigned long long)q->n.acked, (unsigned long long)q->n.dead,
+	log_info("queue: stopped read=%llu claimed=%llu published=%llu acked=%llu superseded=%llu dead=%llu "
+		 "dropped=%llu reconnects=%llu", (unsigned long long)q->n.read, (unsigned long long)q->n.claimed,
+		 (unsigned long long)q->n.published, (unsigned long long)q->n.acked,
+		 (unsigned long long)q->n.superseded, (unsigned long long)q->n.dead,
 		 (unsigned long long)q->n.dropped, (unsigned long long)q->n.reconnects);
 	queue_free_list(q->in_head);
 	queue_free_list(q->res_head);
@@ -284,10 +285,11 @@ void queue_info(struct fetchd *d, struct buf *b)
 	buf_append(b, ",\"consumer\":", 12);
 	json_str(b, q->consumer, strlen(q->consumer));
 	buf_printf(b, ",\"connected\":%s,\"held\":%u,\"max_pending\":%u,\"read\":%llu,\"claimed\":%llu,"
-		   "\"published\":%llu,\"acked\":%llu,\"dead\":%llu,\"dropped\":%llu,\"reconnects\":%llu",
+		   "\"published\":%llu,\"acked\":%llu,\"superseded\":%llu,\"dead\":%llu,\"dropped\":%llu,"
+		   "\"reconnects\":%llu",
 		   n.connected ? "true" : "false", held, q->nslots, (unsigned long long)n.read,
 		   (unsigned long long)n.claimed, (unsigned long long)n.published, (unsigned long long)n.acked,
-		   (unsigned long long)n.dead, (unsigned long long)n.dropped, (unsigned long long)n.reconnects);
+		   (unsigned long long)n.superseded, (unsigned long long)n.dead, (unsigned long long)n.dropped, (unsigned long long)n.reconnects);
 	queue_json_i64(b, "lag", n.lag);
 	queue_json_i64(b, "pending", n.pending);
 	queue_json_i64(b, "entries_added", n.entries_added);

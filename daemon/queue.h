@@ -7,8 +7,8 @@
  * socket batches; a slot number stands in for the line number. Each result goes to the writer thread
  * (qredis.c), which adds it to the results stream (XADD) and only then acknowledges the entry (XACK),
  * which frees the slot. The slots bound everything: entries held, results waiting, memory.
- * Guarantee: at least one result per entry; an entry is acknowledged only once its result is in the
- * results stream. Neither thread ever blocks the control thread: they meet it through lists under one
+ * Guarantee: exactly one result per entry in the results stream, added in the same atomic step that
+ * acknowledges the entry (a fetch may be repeated after a failure; its result is not). Neither thread ever blocks the control thread: they meet it through lists under one
  * mutex, and wake it with its eventfd. */
 #ifndef FETCHD_QUEUE_H
 #define FETCHD_QUEUE_H
@@ -36,7 +36,6 @@ struct queue_msg {
 	struct queue_msg *next;
 	uint32_t slot;
 	const char *reject;      /* entry: not fetchable (why), answered with a "url" result */
-	bool added;              /* result: XADD done; only XACK is left */
 	uint32_t url_len;        /* entry: the URL, then a TAB and the options; result: the URL, then */
 	uint32_t len;            /* the result JSON (len bytes in all) */
 	char data[];
@@ -44,6 +43,8 @@ struct queue_msg {
 
 struct queue_counters {
 	uint64_t read, claimed, published, acked, dead, dropped, reconnects;
+	uint64_t superseded;     /* results not added: their entry was acknowledged already (a lost reply
+	                            retried, or another consumer took it over and finished first) */
 	int64_t lag, pending, entries_added; /* from XINFO; -1: not known yet */
 	bool connected;
 };
