@@ -5,11 +5,12 @@
  * control thread. The control thread (queue.c) admits each one as a URL of the queue's own client (a
  * socketless client slot, like a detached job's), so it is fetched with the same engine and limits as
  * socket batches; a slot number stands in for the line number. Each result goes to the writer thread
- * (qredis.c), which adds it to the results stream (XADD) and only then acknowledges the entry (XACK),
+ * (qredis.c), which adds it to the results stream and acknowledges the entry in one atomic script,
  * which frees the slot. The slots bound everything: entries held, results waiting, memory.
  * Guarantee: exactly one result per entry in the results stream, added in the same atomic step that
- * acknowledges the entry (a fetch may be repeated after a failure; its result is not). Neither thread ever blocks the control thread: they meet it through lists under one
- * mutex, and wake it with its eventfd. */
+ * acknowledges the entry (a fetch may be repeated after a failure; its result is not). Neither thread
+ * ever blocks the control thread: they meet it through lists under one mutex, and wake it with its
+ * eventfd. */
 #ifndef FETCHD_QUEUE_H
 #define FETCHD_QUEUE_H
 
