@@ -2,7 +2,7 @@
 """soak.py - `make soak`: mixed good and hostile traffic through one fetchd for a while, and proof
 that its memory, descriptors and threads stay flat.
 
-    python3 tools/soak.py [--minutes 10] [--threads 3] [--seed N] [--no-tls] [--no-dns] ...
+    python3 tools/soak.py [--minutes 10] [--threads 3] [--seed N] [--no-tls] [--no-dns] [--no-queue] ...
     make soak SOAK_ARGS="--minutes 1"
 
 Run from the repository root after `make`. Standard library only. Everything runs on loopback, in a
@@ -24,8 +24,11 @@ unknown names), runs `fetchctl submit` on it and checks every result: one per UR
 404) with the right sha256 and length, failures with the class (and timeout phase) their scenario
 must produce. Every fourth batch also writes a WARC file and body files (`--warc`, `--output-dir`;
 the WARC's digests are recomputed by tests/lib/warcread.py and each body file is hashed), and every
-fourth (offset by two) runs detached (`submit --detach`, then `results JOB`). Where timing alone decides between two outcomes, the other one is accepted and counted
-as "tolerated". One more client, every 10-20 s, submits a batch full of slow URLs and is killed
+fourth (offset by two) runs detached (`submit --detach`, then `results JOB`). When redis-server is
+installed, fetchd also consumes a Redis stream ([queue] backend = redis), and one more client loops
+on the same kind of batches through it: `fetchctl enqueue`, then `fetchctl drain` until every URL has
+its result, checked the same way (one result per URL). Where timing alone decides between two
+outcomes, the other one is accepted and counted as "tolerated". One more client, every 10-20 s, submits a batch full of slow URLs and is killed
 (SIGKILL) part way through, or is stopped (SIGSTOP) for a while and then continued and checked.
 
 fetchd's VmRSS, descriptor count and thread count are sampled every --interval seconds. After the
@@ -57,7 +60,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
-from harness import (Fetchd, Hostile, Origin, free_port, http_get, pattern_sha256,  # noqa: E402
+from harness import (Fetchd, Hostile, Origin, Redis, free_port, http_get, pattern_sha256,  # noqa: E402
                      sha256_hex)
 from dnsmasq import Dnsmasq  # noqa: E402
 
@@ -177,6 +180,7 @@ class Env:
         self.origin = None
         self.hostile = None
         self.daemon = None
+        self.redis = None
 
     def start(self):
         a = self.args
@@ -236,12 +240,20 @@ class Env:
                            "negative_ttl_s": 2}
         if self.certs:
             conf["tls"] = {"ca_file": os.path.join(self.certs, "ca.crt")}
+        if not a.no_queue:
+            if shutil.which("redis-server"):
+                self.redis = Redis()
+                conf["queue"] = {"backend": "redis", "url": self.redis.url, "consumer": "soak",
+                                 "max_pending": 256, "claim_idle_ms": 30000}
+                log("redis-server on 127.0.0.1:%d" % self.redis.port)
+            else:
+                self.notes.append("the Redis queue left out: no redis-server")
         self.conf = conf
         self.daemon = Fetchd(conf, timeout=10)
         log("fetchd pid %d on %s" % (self.daemon.pid, self.daemon.sock))
 
     def stop(self):
-        for obj in (self.daemon, self.hostile, self.origin, self.dns):
+        for obj in (self.daemon, self.hostile, self.origin, self.dns, self.redis):
             if obj is not None:
                 try:
                     obj.stop()
@@ -378,6 +390,7 @@ class Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.batches = 0          # batches checked in full
+        self.queued = 0           # of those, through the Redis queue
         self.killed = 0           # batches whose client was killed (partial results checked)
         self.stopped = 0          # batches whose client was stopped and continued (checked in full)
         self.urls = 0             # results checked
@@ -402,7 +415,7 @@ class Stats:
 
     def snapshot(self):
         with self.lock:
-            return {"batches": self.batches, "killed": self.killed, "stopped": self.stopped,
+            return {"batches": self.batches, "queued": self.queued, "killed": self.killed, "stopped": self.stopped,
                     "urls": self.urls, "ok": self.ok, "by_class": dict(self.by_class),
                     "tolerated": self.tolerated, "wrong": self.wrong, "missing": self.missing,
                     "problems": self.nproblems, "other": self.other}
@@ -503,6 +516,10 @@ class Traffic:
             t = threading.Thread(target=self._client, args=(i,), name="client%d" % i, daemon=True)
             t.start()
             self.threads.append(t)
+        if self.env.redis:
+            t = threading.Thread(target=self._queue_client, name="queue", daemon=True)
+            t.start()
+            self.threads.append(t)
         if self.args.kill_every > 0:
             t = threading.Thread(target=self._killer, name="killer", daemon=True)
             t.start()
@@ -582,6 +599,48 @@ class Traffic:
                 self._leave()
             if self.fatal:
                 return
+
+    def _queue_client(self):
+        """Batches through the Redis queue: enqueue, then drain until each URL has its result."""
+        rnd = random.Random("%s-queue" % self.args.seed)
+        n = 0
+        while self._enter():
+            try:
+                n += 1
+                self._run_queue(self.batcher.batch("q%d" % n, rnd), "q%d" % n)
+            except Exception as e:  # noqa: BLE001 - a bug here must end the run, visibly
+                self.fatal = "queue client: %s: %s" % (type(e).__name__, e)
+                self.stats.problem(self.fatal)
+            finally:
+                self._leave()
+            if self.fatal:
+                return
+
+    def _run_queue(self, batch, tag):
+        path = self._write(batch, tag)
+        what, url = "queue batch %s" % tag, self.env.redis.url
+        try:
+            p = subprocess.run([self.fetchctl, "--redis", url, "-q", "enqueue", path], capture_output=True,
+                               text=True, timeout=60)
+        finally:
+            os.unlink(path)
+        if p.returncode != 0:
+            self.stats.problem("%s: enqueue exit %d: %s" % (what, p.returncode, p.stderr.strip()[:300]))
+            return
+        lines, deadline = [], time.monotonic() + BATCH_TIMEOUT
+        while len(lines) < len(batch) and time.monotonic() < deadline:
+            d = subprocess.run([self.fetchctl, "--redis", url, "-q", "--count", str(len(batch) - len(lines)),
+                                "drain"], capture_output=True, text=True, timeout=60)
+            if d.returncode != 0:
+                self.stats.problem("%s: drain exit %d: %s" % (what, d.returncode, d.stderr.strip()[:300]))
+                return
+            lines += d.stdout.splitlines()
+            if len(lines) < len(batch):
+                time.sleep(0.2)
+        check_results(self.stats, batch, lines, True, what)
+        with self.stats.lock:
+            self.stats.batches += 1
+            self.stats.queued += 1
 
     def _detach(self, path, what):
         """submit --detach: the job's id, or None (a problem noted)."""
@@ -879,6 +938,7 @@ def parse_args(argv=None):
     ap.add_argument("--seed", default="soak", help="random seed (default 'soak')")
     ap.add_argument("--no-tls", action="store_true", help="leave https out")
     ap.add_argument("--no-dns", action="store_true", help="leave names (dnsmasq) out")
+    ap.add_argument("--no-queue", action="store_true", help="leave the Redis queue out")
     ap.add_argument("--heap", action="store_true",
                     help="also report fetchd's malloc heap in use at the idle samples (attaches gdb to "
                          "call glibc's malloc_stats(); needs gdb)")
@@ -1058,9 +1118,9 @@ def run(args, env, stats, soak, tmp):
     # ---- report
     checks = [
         "fetchd alive through the run: %s; exit code on SIGTERM: %s" % ("yes" if alive_at_end else "NO", rc),
-        "results checked: %d in %d full batches (%d of them with the client stopped and continued) "
-        "and %d killed batches; missing %d, wrong %d, tolerated %d" % (
-            snap["urls"], snap["batches"], snap["stopped"], snap["killed"], snap["missing"],
+        "results checked: %d in %d full batches (%d of them through the Redis queue, %d with the client "
+        "stopped and continued) and %d killed batches; missing %d, wrong %d, tolerated %d" % (
+            snap["urls"], snap["batches"], snap["queued"], snap["stopped"], snap["killed"], snap["missing"],
             snap["wrong"], snap["tolerated"]),
         "RSS KiB: start %s, baseline (idle, after warm-up) %s, end (idle) %s (%s; limit +%d%% + %d KiB), "
         "peak VmHWM %s" % (start.get("rss"), rss_b, rss_e, delta(rss_b, rss_e), RSS_SLACK_PCT,
